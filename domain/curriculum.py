@@ -103,7 +103,9 @@ def validate_curriculum(
             if item.problem_id not in known_problems:
                 add(iloc, f"unknown problem id '{item.problem_id}'", "unknown_problem")
             if item.problem_id in problem_seen:
-                add(iloc, f"problem '{item.problem_id}' appears twice in a module", "duplicate_item")
+                add(
+                    iloc, f"problem '{item.problem_id}' appears twice in a module", "duplicate_item"
+                )
             problem_seen.add(item.problem_id)
     cycle = find_prerequisite_cycle(spec)
     if cycle:

@@ -170,9 +170,7 @@ class LearningSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('active','completed','ended','abandoned')", name="status"
-        ),
+        CheckConstraint("status IN ('active','completed','ended','abandoned')", name="status"),
         # One active session per learner and track.
         Index(
             "uq_sessions_one_active",
@@ -208,9 +206,7 @@ class Submission(Base):
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),
-        CheckConstraint(
-            "status IN ('queued','running','completed','failed')", name="status"
-        ),
+        CheckConstraint("status IN ('queued','running','completed','failed')", name="status"),
         Index("ix_submissions_user_created", "user_id", "created_at"),
         Index("ix_submissions_session", "session_id"),
     )

@@ -19,10 +19,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.deps import ActivityDeps
 from domain.logs import configure_logging
 from domain.settings import Settings, SettingsError, load_settings
 from store.db import make_engine, make_sessionmaker
-from worker.registry import ActivityDeps, activities, workflows
+from worker.registry import activities, workflows
 
 log = logging.getLogger("co.worker")
 

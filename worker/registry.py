@@ -4,30 +4,17 @@ dependencies. Adding a workflow or an activity class means adding it here."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from domain.settings import Settings
-
-
-@dataclass
-class ActivityDeps:
-    """Long-lived clients shared by every activity of one worker process."""
-
-    settings: Settings
-    sessionmaker: async_sessionmaker[AsyncSession]
-    redis: Redis
-    http: httpx.AsyncClient
+from activities.deps import ActivityDeps
+from activities.submissions import SubmissionActivities
+from workflows.submission import SubmissionWorkflow
 
 
 def workflows() -> Sequence[type]:
-    return []
+    return [SubmissionWorkflow]
 
 
 def activities(deps: ActivityDeps) -> Sequence[Callable[..., Any]]:
-    del deps
-    return []
+    submissions = SubmissionActivities(deps)
+    return [submissions.begin, submissions.evaluate, submissions.persist_result]

@@ -1,0 +1,1 @@
+"""Services: what routes delegate to. They raise ``api.errors`` types, never HTTPException."""

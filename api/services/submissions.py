@@ -1,0 +1,266 @@
+"""Creating and reading submissions.
+
+The POST starts ``SubmissionWorkflow`` first (ids only, ``USE_EXISTING``) and then
+writes the row the workflow waits for. A crash between the two leaves a workflow
+that gives up cleanly; a retried POST with the same ``Idempotency-Key`` maps to the
+same submission id, finds the same workflow and never evaluates twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import Principal
+from api.errors import NotFound, PayloadTooLarge, Unprocessable
+from domain.settings import Settings
+from domain.submissions import (
+    ResultOut,
+    SubmissionCreate,
+    SubmissionInput,
+    SubmissionOut,
+    SubmissionPage,
+    SubmissionStatus,
+    TestResultOut,
+    submission_id_for_key,
+)
+from domain.temporal import CO_PROBLEM_ID, CO_STATUS, CO_USER_ID, submission_workflow_id
+from domain.upstream import EvalKind, Verdict
+from store import submissions as repo
+from store import tracks as track_repo
+from store.models import LearningSession, Result, Submission
+
+MAX_WAIT_SECONDS = 30
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def parse_prefer_wait(prefer: str | None) -> float:
+    """Seconds from ``Prefer: wait=N`` (RFC 7240), capped at 30; 0 when absent."""
+    if not prefer:
+        return 0.0
+    for part in prefer.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                return float(min(max(int(value.strip()), 0), MAX_WAIT_SECONDS))
+            except ValueError:
+                raise Unprocessable("Prefer: wait must be a whole number of seconds") from None
+    return 0.0
+
+
+def _request_hash(body: SubmissionCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_body(body: SubmissionCreate, kind: EvalKind, settings: Settings) -> None:
+    if body.code is not None and len(body.code.encode()) > settings.max_code_bytes:
+        raise PayloadTooLarge(f"code is larger than {settings.max_code_bytes} bytes")
+    if body.answer is not None and len(body.answer.encode()) > settings.max_answer_bytes:
+        raise PayloadTooLarge(f"answer is larger than {settings.max_answer_bytes} bytes")
+    if kind == EvalKind.python:
+        if not body.code or not body.code.strip():
+            raise Unprocessable(f"problem {body.problem_id} is a code problem: 'code' is required")
+        if body.answer is not None:
+            raise Unprocessable("a code problem takes 'code', not 'answer'")
+        if body.language not in (None, "python"):
+            raise Unprocessable(f"language '{body.language}' is not supported; use 'python'")
+    else:
+        if body.answer is None or not body.answer.strip():
+            raise Unprocessable(f"problem {body.problem_id} takes an 'answer'")
+        if body.code is not None:
+            raise Unprocessable("an answer problem takes 'answer', not 'code'")
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+        raise Unprocessable(
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters"
+        )
+    return key
+
+
+async def start_workflow(
+    temporal: Client, settings: Settings, submission_id: uuid.UUID, user_id: str, problem_id: str
+) -> None:
+    try:
+        await temporal.start_workflow(
+            "SubmissionWorkflow",
+            SubmissionInput(submission_id=submission_id, user_id=user_id),
+            id=submission_workflow_id(submission_id),
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished evaluation is never run again for the same id.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    CO_USER_ID.value_set(user_id),
+                    CO_PROBLEM_ID.value_set(problem_id),
+                    CO_STATUS.value_set(SubmissionStatus.queued.value),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # already ran to completion: the stored result is the answer
+
+
+async def create(
+    db: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    body: SubmissionCreate,
+    *,
+    idempotency_key: str | None,
+    wait_seconds: float,
+) -> SubmissionOut:
+    item = await track_repo.published_item(db, body.problem_id)
+    if item is None:
+        raise NotFound(f"problem '{body.problem_id}' is not part of any published track")
+    kind = EvalKind(item.kind)
+    _check_body(body, kind, settings)
+    if body.session_id is not None:
+        owned = await db.scalar(
+            select(LearningSession.id).where(
+                LearningSession.id == body.session_id,
+                LearningSession.user_id == principal.user_id,
+            )
+        )
+        if owned is None:
+            raise NotFound(f"no session {body.session_id}")
+    key = _check_key(idempotency_key)
+    submission_id = (
+        submission_id_for_key(principal.user_id, key) if key is not None else uuid.uuid4()
+    )
+    request_hash = _request_hash(body)
+
+    existing = await repo.get_owned(db, submission_id, principal.user_id)
+    if existing is not None and existing.request_hash != request_hash:
+        raise Unprocessable("this Idempotency-Key was already used with a different request body")
+
+    await start_workflow(temporal, settings, submission_id, principal.user_id, body.problem_id)
+    row = await repo.insert_if_absent(
+        db,
+        {
+            "id": submission_id,
+            "user_id": principal.user_id,
+            "problem_id": body.problem_id,
+            "session_id": body.session_id,
+            "kind": kind.value,
+            "language": "python" if kind == EvalKind.python else None,
+            "code": body.code,
+            "answer": body.answer,
+            "idempotency_key": key,
+            "request_hash": request_hash,
+            "status": SubmissionStatus.queued.value,
+        },
+    )
+    if row.request_hash != request_hash:
+        # A concurrent request with the same key and another body won the insert.
+        raise Unprocessable("this Idempotency-Key was already used with a different request body")
+    await db.commit()  # the workflow is waiting for this row
+
+    if wait_seconds > 0 and row.status not in ("completed", "failed"):
+        handle = temporal.get_workflow_handle(submission_workflow_id(submission_id))
+        try:
+            await asyncio.wait_for(handle.result(), wait_seconds)
+        except (TimeoutError, WorkflowFailureError):
+            pass
+        await db.refresh(row)
+    return await to_out(db, row)
+
+
+def _result_out(result: Result) -> ResultOut:
+    return ResultOut(
+        verdict=Verdict(result.verdict),
+        message=result.message,
+        passed=result.passed,
+        total=result.total,
+        time_ms=result.time_ms,
+        memory_kb=result.memory_kb,
+        tests=[TestResultOut.model_validate(t) for t in result.tests],
+    )
+
+
+def _out(row: Submission, result: Result | None) -> SubmissionOut:
+    return SubmissionOut(
+        id=row.id,
+        problem_id=row.problem_id,
+        session_id=row.session_id,
+        kind=EvalKind(row.kind),
+        language=row.language,
+        status=SubmissionStatus(row.status),
+        verdict=Verdict(row.verdict) if row.verdict else None,
+        failure_reason=row.failure_reason,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+        result=_result_out(result) if result is not None else None,
+        links={"self": f"/v1/submissions/{row.id}"},
+    )
+
+
+async def to_out(db: AsyncSession, row: Submission) -> SubmissionOut:
+    return _out(row, await repo.get_result(db, row.id))
+
+
+async def get(db: AsyncSession, principal: Principal, submission_id: uuid.UUID) -> SubmissionOut:
+    row = await repo.get_owned(db, submission_id, principal.user_id)
+    if row is None:
+        raise NotFound(f"no submission {submission_id}")
+    return await to_out(db, row)
+
+
+def _encode_cursor(row: Submission) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, sid = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(sid)
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("cursor is not valid; use the next_cursor of a previous page") from None
+
+
+async def list_(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    problem_id: str | None,
+    session_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> SubmissionPage:
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await repo.list_owned(
+        db,
+        principal.user_id,
+        problem_id=problem_id,
+        session_id=session_id,
+        limit=limit + 1,
+        before=before,
+    )
+    page, more = rows[:limit], len(rows) > limit
+    results = await repo.results_for(db, [r.id for r in page])
+    return SubmissionPage(
+        items=[_out(r, results.get(r.id)) for r in page],
+        next_cursor=_encode_cursor(page[-1]) if more and page else None,
+    )

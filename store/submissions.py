@@ -1,0 +1,177 @@
+"""Repository functions for submissions, results and mastery."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.mastery import mastery_score
+from domain.submissions import EvaluationOutcome, SubmissionStatus
+from store.models import Result, Submission
+
+_TERMINAL = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
+
+
+async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> Submission:
+    """Insert a submission unless its id (or user + idempotency key) exists; return the row."""
+    stmt = insert(Submission).values(**values).on_conflict_do_nothing()
+    await db.execute(stmt)
+    row = await db.get(Submission, values["id"], populate_existing=True)
+    if row is None and values.get("idempotency_key"):
+        row = await db.scalar(
+            select(Submission).where(
+                Submission.user_id == values["user_id"],
+                Submission.idempotency_key == values["idempotency_key"],
+            )
+        )
+    assert row is not None  # either inserted now or present before
+    return row
+
+
+async def get_owned(db: AsyncSession, submission_id: uuid.UUID, user_id: str) -> Submission | None:
+    return await db.scalar(
+        select(Submission).where(Submission.id == submission_id, Submission.user_id == user_id)
+    )
+
+
+async def get_result(db: AsyncSession, submission_id: uuid.UUID) -> Result | None:
+    return await db.scalar(select(Result).where(Result.submission_id == submission_id))
+
+
+async def list_owned(
+    db: AsyncSession,
+    user_id: str,
+    *,
+    problem_id: str | None,
+    session_id: uuid.UUID | None,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[Submission]:
+    """The user's submissions, newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(Submission).where(Submission.user_id == user_id)
+    if problem_id is not None:
+        stmt = stmt.where(Submission.problem_id == problem_id)
+    if session_id is not None:
+        stmt = stmt.where(Submission.session_id == session_id)
+    if before is not None:
+        created, sid = before
+        stmt = stmt.where(
+            or_(
+                Submission.created_at < created,
+                and_(Submission.created_at == created, Submission.id < sid),
+            )
+        )
+    stmt = stmt.order_by(Submission.created_at.desc(), Submission.id.desc()).limit(limit)
+    return list((await db.scalars(stmt)).all())
+
+
+async def results_for(db: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Result]:
+    if not ids:
+        return {}
+    rows = await db.scalars(select(Result).where(Result.submission_id.in_(ids)))
+    return {r.submission_id: r for r in rows}
+
+
+async def set_status(
+    db: AsyncSession,
+    submission_id: uuid.UUID,
+    status: SubmissionStatus,
+    *,
+    failure_reason: str | None = None,
+) -> None:
+    """Move a submission forward; a finished submission never moves back."""
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, Submission.status.not_in(_TERMINAL))
+        .values(status=status.value, failure_reason=failure_reason, updated_at=func.now())
+    )
+
+
+async def save_result(
+    db: AsyncSession, submission_id: uuid.UUID, outcome: EvaluationOutcome, *, failed: bool
+) -> bool:
+    """Write the result once (unique on submission_id) and close the submission.
+    Returns False when a result was already stored (a retried activity)."""
+    inserted = await db.execute(
+        insert(Result)
+        .values(
+            id=uuid.uuid4(),
+            submission_id=submission_id,
+            verdict=outcome.verdict.value,
+            message=outcome.message,
+            tests=[t.model_dump(mode="json") for t in outcome.tests],
+            passed=outcome.passed,
+            total=len(outcome.tests),
+            time_ms=outcome.time_ms,
+            memory_kb=outcome.memory_kb,
+        )
+        .on_conflict_do_nothing(index_elements=[Result.submission_id])
+        .returning(Result.id)
+    )
+    created = inserted.first() is not None
+    status = SubmissionStatus.failed if failed else SubmissionStatus.completed
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, Submission.status.not_in(_TERMINAL))
+        .values(
+            status=status.value,
+            verdict=outcome.verdict.value,
+            failure_reason=outcome.message if failed else None,
+            completed_at=datetime.now(UTC),
+            updated_at=func.now(),
+        )
+    )
+    return created
+
+
+_MASTERY_SQL = text("""
+    WITH skills AS (
+        SELECT DISTINCT unnest(ci.skills) AS skill
+        FROM curriculum_items ci WHERE ci.problem_id = :problem_id
+    ),
+    problem_skills AS (
+        SELECT DISTINCT ci.problem_id, unnest(ci.skills) AS skill FROM curriculum_items ci
+    ),
+    counts AS (
+        SELECT ps.skill,
+               count(*) AS attempts,
+               count(*) FILTER (WHERE s.verdict = 'accepted') AS accepted
+        FROM submissions s
+        JOIN problem_skills ps ON ps.problem_id = s.problem_id
+        WHERE s.user_id = :user_id AND s.status = 'completed'
+          AND ps.skill IN (SELECT skill FROM skills)
+        GROUP BY ps.skill
+    )
+    SELECT skill, attempts, accepted FROM counts
+    """)
+
+
+async def recompute_mastery(db: AsyncSession, user_id: str, problem_id: str) -> dict[str, float]:
+    """Recompute (not increment) mastery of the problem's skills: idempotent by construction."""
+    rows = (await db.execute(_MASTERY_SQL, {"user_id": user_id, "problem_id": problem_id})).all()
+    scores: dict[str, float] = {}
+    for skill, attempts, accepted in rows:
+        score = mastery_score(int(attempts), int(accepted))
+        scores[skill] = score
+        await db.execute(
+            text("""
+                INSERT INTO mastery (user_id, skill, score, attempts, accepted, updated_at)
+                VALUES (:user_id, :skill, :score, :attempts, :accepted, now())
+                ON CONFLICT (user_id, skill) DO UPDATE SET
+                    score = EXCLUDED.score, attempts = EXCLUDED.attempts,
+                    accepted = EXCLUDED.accepted, updated_at = now()
+                """),
+            {
+                "user_id": user_id,
+                "skill": skill,
+                "score": score,
+                "attempts": int(attempts),
+                "accepted": int(accepted),
+            },
+        )
+    return scores

@@ -1,0 +1,120 @@
+"""SubmissionWorkflow's decisions, with stand-in activities."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.submissions import (
+    BeginInput,
+    EvaluateInput,
+    EvaluationOutcome,
+    PersistResultInput,
+    SubmissionFacts,
+    SubmissionInput,
+    SubmissionOutcome,
+    SubmissionStatus,
+)
+from domain.upstream import EvalKind, Verdict
+from workflows.submission import SubmissionWorkflow
+
+
+class FakeActivities:
+    def __init__(self, *, recorded: bool = True, evaluate_error: Exception | None = None) -> None:
+        self.recorded = recorded
+        self.evaluate_error = evaluate_error
+        self.persisted: list[PersistResultInput] = []
+        self.evaluations = 0
+
+    @activity.defn(name="submission.begin")
+    async def begin(self, data: BeginInput) -> SubmissionFacts:
+        if not self.recorded:
+            raise ApplicationError("not recorded", type="SubmissionNotRecorded")
+        return SubmissionFacts(problem_id="py-add", kind=EvalKind.python)
+
+    @activity.defn(name="submission.evaluate")
+    async def evaluate(self, data: EvaluateInput) -> EvaluationOutcome:
+        self.evaluations += 1
+        if self.evaluate_error is not None:
+            raise self.evaluate_error
+        return EvaluationOutcome(verdict=Verdict.accepted, message="All tests passed.")
+
+    @activity.defn(name="submission.persist_result")
+    async def persist_result(self, data: PersistResultInput) -> bool:
+        self.persisted.append(data)
+        return True
+
+    def all(self) -> list[object]:
+        return [self.begin, self.evaluate, self.persist_result]
+
+
+async def run_submission(env: WorkflowEnvironment, fakes: FakeActivities) -> SubmissionOutcome:
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=[SubmissionWorkflow], activities=fakes.all()
+    ):
+        handle: WorkflowHandle[SubmissionWorkflow, SubmissionOutcome] = (
+            await env.client.start_workflow(
+                SubmissionWorkflow.run,
+                SubmissionInput(submission_id=uuid.uuid4(), user_id="u1"),
+                id=f"submission-{uuid.uuid4()}",
+                task_queue=queue,
+            )
+        )
+        return await handle.result()
+
+
+async def test_accepted_submission_is_persisted_once(time_env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities()
+    outcome = await run_submission(time_env, fakes)
+    assert outcome.status == SubmissionStatus.completed
+    assert outcome.verdict == Verdict.accepted
+    assert len(fakes.persisted) == 1
+    assert fakes.persisted[0].problem_id == "py-add"
+
+
+async def test_non_retryable_eval_failure_ends_as_internal_error_without_retrying(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = FakeActivities(evaluate_error=ApplicationError("Eval answered 400", non_retryable=True))
+    outcome = await run_submission(time_env, fakes)
+    assert fakes.evaluations == 1
+    assert outcome.status == SubmissionStatus.failed
+    assert outcome.verdict == Verdict.internal_error
+    assert fakes.persisted[0].outcome.verdict == Verdict.internal_error
+    assert "not your fault" in fakes.persisted[0].outcome.message
+
+
+async def test_row_never_written_abandons_without_a_result(time_env: WorkflowEnvironment) -> None:
+    fakes = FakeActivities(recorded=False)
+    outcome = await run_submission(time_env, fakes)  # time skips past the record wait
+    assert outcome.status == SubmissionStatus.failed
+    assert outcome.verdict is None
+    assert fakes.evaluations == 0
+    assert fakes.persisted == []
+
+
+@pytest.mark.parametrize("attempts_before_success", [2])
+async def test_transient_eval_failures_are_retried(
+    time_env: WorkflowEnvironment, attempts_before_success: int
+) -> None:
+    fakes = FakeActivities()
+    calls = {"n": 0}
+
+    @activity.defn(name="submission.evaluate")
+    async def flaky(data: EvaluateInput) -> EvaluationOutcome:
+        calls["n"] += 1
+        if calls["n"] <= attempts_before_success:
+            raise ApplicationError("Eval answered 503", type="UpstreamUnavailable")
+        return EvaluationOutcome(verdict=Verdict.wrong_answer, message="no")
+
+    fakes.evaluate = flaky  # type: ignore[method-assign]
+    outcome = await run_submission(time_env, fakes)
+    assert calls["n"] == attempts_before_success + 1
+    assert outcome.verdict == Verdict.wrong_answer

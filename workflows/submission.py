@@ -1,0 +1,130 @@
+"""SubmissionWorkflow (id ``submission-{submission_id}``): one evaluation, start to verdict.
+
+running -> evaluate (hidden tests stay inside the activity) -> persist the result
+-> completed. An evaluation that cannot be done (Eval refuses the request, or stays
+unavailable past the retry budget) ends as ``internal_error`` with status
+``failed`` and a reason a learner can read; it never retries forever.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.submissions import (
+        BeginInput,
+        EvaluateInput,
+        EvaluationOutcome,
+        PersistResultInput,
+        SubmissionFacts,
+        SubmissionInput,
+        SubmissionOutcome,
+        SubmissionStatus,
+    )
+    from domain.temporal import CO_PROBLEM_ID, CO_STATUS, CO_USER_ID
+    from domain.upstream import Verdict
+
+# Database writes: retry until the database is back; a restart only delays work.
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
+)
+DB_TIMEOUT = timedelta(seconds=15)
+# How long to wait for the API to commit the row after starting the workflow.
+RECORD_WAIT = timedelta(minutes=2)
+
+# Evaluation: transient upstream failures retry with backoff for up to 30 minutes;
+# 4xx and malformed answers are non-retryable (raised as such by the activity).
+EVAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+EVAL_START_TO_CLOSE = timedelta(minutes=3)
+EVAL_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+EVAL_HEARTBEAT = timedelta(seconds=10)
+
+INTERNAL_ERROR_MESSAGE = (
+    "The submission could not be evaluated because of a problem on our side; "
+    "it was not your fault. Please submit again."
+)
+
+
+@workflow.defn(name="SubmissionWorkflow")
+class SubmissionWorkflow:
+    def __init__(self) -> None:
+        self._status = SubmissionStatus.queued
+
+    @workflow.query(name="status")
+    def status(self) -> SubmissionStatus:
+        return self._status
+
+    def _set_status(self, status: SubmissionStatus) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([CO_STATUS.value_set(status.value)])
+
+    @workflow.run
+    async def run(self, data: SubmissionInput) -> SubmissionOutcome:
+        workflow.upsert_search_attributes([CO_USER_ID.value_set(data.user_id)])
+        workflow.set_current_details("Waiting for the API to record the submission.")
+        try:
+            facts = await workflow.execute_activity(
+                "submission.begin",
+                BeginInput(submission_id=data.submission_id),
+                result_type=SubmissionFacts,
+                start_to_close_timeout=DB_TIMEOUT,
+                schedule_to_close_timeout=RECORD_WAIT,
+                retry_policy=DB_RETRY,
+            )
+        except ActivityError:
+            # The POST that started us died before writing the row: nothing to evaluate.
+            self._set_status(SubmissionStatus.failed)
+            workflow.set_current_details("Abandoned: the submission was never recorded.")
+            return SubmissionOutcome(submission_id=data.submission_id, status=self._status)
+
+        workflow.upsert_search_attributes([CO_PROBLEM_ID.value_set(facts.problem_id)])
+        self._set_status(SubmissionStatus.running)
+        workflow.set_current_details(
+            f"Evaluating a {facts.kind.value} submission to problem {facts.problem_id} "
+            "(waiting for Problem Bank and Eval)."
+        )
+        try:
+            outcome = await workflow.execute_activity(
+                "submission.evaluate",
+                EvaluateInput(submission_id=data.submission_id),
+                result_type=EvaluationOutcome,
+                start_to_close_timeout=EVAL_START_TO_CLOSE,
+                schedule_to_close_timeout=EVAL_SCHEDULE_TO_CLOSE,
+                heartbeat_timeout=EVAL_HEARTBEAT,
+                retry_policy=EVAL_RETRY,
+            )
+        except ActivityError as err:
+            # The cause (bounded by the activity) stays in history for operators;
+            # the learner gets a plain reason.
+            workflow.logger.warning("evaluation failed: %s", err.cause or err)
+            outcome = EvaluationOutcome(
+                verdict=Verdict.internal_error, message=INTERNAL_ERROR_MESSAGE
+            )
+
+        workflow.set_current_details(f"Saving the verdict {outcome.verdict.value}.")
+        await workflow.execute_activity(
+            "submission.persist_result",
+            PersistResultInput(
+                submission_id=data.submission_id,
+                user_id=data.user_id,
+                problem_id=facts.problem_id,
+                outcome=outcome,
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+
+        failed = outcome.verdict == Verdict.internal_error
+        self._set_status(SubmissionStatus.failed if failed else SubmissionStatus.completed)
+        workflow.set_current_details(f"Finished: {outcome.verdict.value}.")
+        return SubmissionOutcome(
+            submission_id=data.submission_id, status=self._status, verdict=outcome.verdict
+        )
