@@ -17,13 +17,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from api.auth import JwtVerifier
 from api.deps import Resources
 from api.errors import install_error_handlers
-from api.routers import health, tracks
+from api.routers import health, submissions, tracks
 from domain.settings import Settings, SettingsError, get_settings
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("co.api")
 
-ROUTERS = (health.router, tracks.router)
+ROUTERS = (health.router, tracks.router, submissions.router)
 
 
 def _verifier(settings: Settings) -> JwtVerifier:
@@ -89,7 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=list(settings.cors_origins),
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "Prefer"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "Last-Event-ID",
+            "Prefer",
+        ],
         expose_headers=[
             "X-Request-ID",
             "Retry-After",

@@ -174,7 +174,11 @@ async def run() -> int:
                 str(DEV_DIR / "temporal.db"),
                 "--log-level",
                 "warn",
-                *(arg for a in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{a.name}=Keyword")),
+                *(
+                    arg
+                    for a in SEARCH_ATTRIBUTES
+                    for arg in ("--search-attribute", f"{a.name}=Keyword")
+                ),
             )
 
             async def temporal_up() -> bool:
@@ -220,7 +224,8 @@ async def run() -> int:
             f"  Temporal UI:  http://127.0.0.1:{TEMPORAL_UI_PORT}\n"
             f"  Problem Bank: {env['CO_PROBLEM_BANK_BASE']}   Eval: {env['CO_EVAL_BASE']}"
             f"   Tutor: {env['CO_TUTOR_BASE']}\n"
-            f"  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n{token}\n\n"
+            "  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n"
+            f"{token}\n\n"
             f'  curl -H "Authorization: Bearer $TOKEN" {api}/v1/tracks\n'
             "Ctrl-C stops everything.",
             flush=True,
