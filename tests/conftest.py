@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,11 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from domain.settings import Settings
 from domain.temporal import SEARCH_ATTRIBUTES
+from tests.support import serve_app
 from tools.devkeys import generate_key_pair, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,9 +167,42 @@ def task_queue() -> str:
 # --------------------------------------------------------------------------- settings
 
 
+# --------------------------------------------------------------------------- dev services
+
+
+@dataclass
+class DevServices:
+    problem_bank: str
+    eval: str
+    tutor: str
+
+
+def devservice_apps(token: str) -> dict[str, Any]:
+    """The reference upstream services as ASGI apps, keyed by role."""
+    from devservices.registry import build_apps
+
+    return build_apps(internal_token=token)
+
+
+@pytest.fixture(scope="session")
+async def devservices() -> AsyncIterator[DevServices]:
+    urls: dict[str, str] = {}
+    async with AsyncExitStack() as stack:
+        for name, asgi_app in devservice_apps(INTERNAL_TOKEN).items():
+            urls[name] = await stack.enter_async_context(serve_app(asgi_app))
+        yield DevServices(
+            problem_bank=urls["problem_bank"],
+            eval=urls["eval"],
+            tutor=urls.get("tutor", "http://127.0.0.1:9"),
+        )
+
+
 @pytest.fixture(scope="session")
 def make_settings(
-    database_url: str, key_pair: tuple[str, str], temporal_env: WorkflowEnvironment
+    database_url: str,
+    key_pair: tuple[str, str],
+    temporal_env: WorkflowEnvironment,
+    devservices: DevServices,
 ) -> Callable[..., Settings]:
     _, public = key_pair
     target = temporal_env.client.service_client.config.target_host
@@ -175,9 +212,9 @@ def make_settings(
             "db_url": database_url,
             "redis_url": REDIS_URL,
             "jwt_public_key": public,
-            "eval_base": "http://127.0.0.1:9",
-            "problem_bank_base": "http://127.0.0.1:9",
-            "tutor_base": "http://127.0.0.1:9",
+            "eval_base": devservices.eval,
+            "problem_bank_base": devservices.problem_bank,
+            "tutor_base": devservices.tutor,
             "internal_token": INTERNAL_TOKEN,
             "temporal_address": target,
             "cors_origins": ["http://localhost:3000"],
@@ -217,3 +254,107 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://co.test") as c:
         yield c
+
+
+# --------------------------------------------------------------------------- the full stack
+
+
+@pytest.fixture(scope="session")
+async def seeded(settings: Settings, app: FastAPI) -> dict[str, str]:
+    """The demo tracks, loaded through the real loader (Problem Bank over HTTP)."""
+    from tools.seed_demo import seed
+
+    return await seed(app.state.resources.sessionmaker, str(settings.problem_bank_base))
+
+
+@pytest.fixture(scope="session")
+async def worker(settings: Settings, temporal_client: Client) -> AsyncIterator[Worker]:
+    """A worker on the run's task queue, with real activities behind it."""
+    from worker.__main__ import build_worker, close_deps, make_deps
+
+    deps = make_deps(settings)
+    w = build_worker(temporal_client, deps)
+    try:
+        async with w:
+            yield w
+    finally:
+        await close_deps(deps)
+
+
+@dataclass
+class Stack:
+    client: httpx.AsyncClient
+    app: FastAPI
+    settings: Settings
+    temporal: Client
+    devservices: DevServices
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    settings: Settings,
+    temporal_client: Client,
+    devservices: DevServices,
+    worker: Worker,
+    seeded: dict[str, str],
+) -> Stack:
+    """API + worker + dev services + Temporal + PostgreSQL + Redis, demo tracks loaded."""
+    return Stack(client, app, settings, temporal_client, devservices)
+
+
+@contextlib.asynccontextmanager
+async def isolated_stack(
+    make_settings: Callable[..., Settings],
+    temporal_client: Client,
+    devservices: DevServices,
+    *,
+    with_worker: bool = True,
+    **overrides: Any,
+) -> AsyncIterator[Stack]:
+    """A second API (+ worker) on a task queue of its own, for tests that bend the
+    upstream services or kill workers without disturbing the shared stack."""
+    from api.app import create_app
+    from worker.__main__ import build_worker, close_deps, make_deps
+
+    settings = make_settings(temporal_task_queue=f"co-iso-{uuid.uuid4().hex[:8]}", **overrides)
+    async with AsyncExitStack() as stack:
+        app = await started_app(create_app(settings), stack)
+        transport = httpx.ASGITransport(app=app)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://co.test")
+        )
+        if with_worker:
+            deps = make_deps(settings)
+            stack.push_async_callback(close_deps, deps)
+            await stack.enter_async_context(build_worker(temporal_client, deps))
+        yield Stack(client, app, settings, temporal_client, devservices)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        env[f"CO_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def bundle_of(devservices: DevServices) -> Callable[[str], Awaitable[dict[str, Any]]]:
+    """A problem's internal bundle (reference solution, expected answer, hidden tests),
+    read over Problem Bank's internal endpoint."""
+
+    async def _get(problem_id: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=devservices.problem_bank) as http:
+            r = await http.get(
+                f"/internal/v1/problems/{problem_id}", headers={"X-Internal-Token": INTERNAL_TOKEN}
+            )
+            r.raise_for_status()
+            return dict(r.json())
+
+    return _get

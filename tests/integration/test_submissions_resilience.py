@@ -1,0 +1,209 @@
+"""Submissions when upstreams fail, workers die, or a learner hunts for hidden tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import Client
+
+from domain.settings import Settings
+from store.models import Result
+from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
+from tests.integration.test_submissions_api import SUM_OK, code_body, finished, submit
+from tests.support import FaultyProxy, record_history, serve_app
+
+
+async def _with_faulty_eval(
+    stack_args: tuple[Callable[..., Settings], Client, DevServices],
+    faults: list[int | str],
+    exit_stack: AsyncExitStack,
+) -> tuple[Stack, FaultyProxy]:
+    make_settings, temporal, devservices = stack_args
+    proxy = FaultyProxy(devservices.eval, faults)
+    url = await exit_stack.enter_async_context(serve_app(proxy))
+    iso = await exit_stack.enter_async_context(
+        isolated_stack(make_settings, temporal, devservices, eval_base=url)
+    )
+    return iso, proxy
+
+
+@pytest.fixture
+def stack_args(
+    make_settings: Callable[..., Settings], temporal_client: Client, devservices: DevServices
+) -> tuple[Callable[..., Settings], Client, DevServices]:
+    return make_settings, temporal_client, devservices
+
+
+async def test_eval_503_twice_then_the_right_verdict(
+    stack: Stack, stack_args: Any, auth: dict[str, str]
+) -> None:
+    async with AsyncExitStack() as es:
+        iso, proxy = await _with_faulty_eval(stack_args, [503, 503, 429], es)
+        r = await submit(iso.client, auth, code_body("def sum_list(xs):\n    return 0\n"))
+        assert r.json()["verdict"] == "wrong_answer", r.json()
+        assert proxy.calls == 4
+        assert proxy.forwarded == 1
+
+
+async def test_eval_400_ends_in_internal_error_promptly(
+    stack: Stack, stack_args: Any, auth: dict[str, str]
+) -> None:
+    async with AsyncExitStack() as es:
+        iso, proxy = await _with_faulty_eval(stack_args, [400] * 20, es)
+        started = time.monotonic()
+        r = await submit(iso.client, auth, code_body(SUM_OK))
+        body = r.json()
+        assert body["status"] == "failed"
+        assert body["verdict"] == "internal_error"
+        assert "not your fault" in body["failure_reason"]
+        assert "injected" not in json.dumps(body)  # upstream text is for operators only
+        assert proxy.calls == 1  # not retried
+        assert time.monotonic() - started < 15
+
+
+async def test_hidden_test_markers_never_leave_the_service(
+    stack: Stack,
+    auth: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from devservices.problem_bank import SECRET_MARKERS
+
+    caplog.set_level(logging.DEBUG)
+    # Prints and raises with whatever it was called with: hidden inputs included.
+    code = (
+        "def secret_sum(*args):\n"
+        "    print('ARGS', args)\n"
+        "    raise ValueError(f'leak {args!r}')\n"
+    )
+    r = await submit(stack.client, auth, {"problem_id": "py-secret-sum", "code": code})
+    body = r.json()
+    assert body["verdict"] == "runtime_error", body
+    sid = body["id"]
+    texts = [r.text]
+    texts.append((await stack.client.get(f"/v1/submissions/{sid}", headers=auth)).text)
+    texts.append((await stack.client.get("/v1/submissions", headers=auth)).text)
+    history = await stack.temporal.get_workflow_handle(f"submission-{sid}").fetch_history()
+    texts.append(history.to_json())
+    texts.append(caplog.text)
+    hidden = [t for t in body["result"]["tests"] if t["hidden"]]
+    assert hidden, "the problem must have hidden tests"
+    assert all(set(t) >= {"label"} and t.get("args") is None for t in hidden)
+    for marker in SECRET_MARKERS:
+        for text in texts:
+            assert str(marker) not in text
+    await record_history(stack.temporal, f"submission-{sid}", "submission_runtime_error")
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    # Output goes to a file, not a pipe nobody drains (a full pipe would block the worker).
+    log = tempfile.NamedTemporaryFile(
+        prefix="co-worker-", suffix=".log", delete=False
+    )  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker"],
+        cwd=ROOT,
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    log.close()
+    return proc
+
+
+async def _wait_for_line(proc: subprocess.Popen[bytes], needle: str, timeout: float) -> None:
+    path = Path(proc.log_path)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited with {proc.returncode}: {path.read_text()}")
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"worker never logged {needle!r}: {path.read_text()}")
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
+    stack: Stack, stack_args: Any, auth: dict[str, str]
+) -> None:
+    make_settings, temporal, devservices = stack_args
+    async with isolated_stack(make_settings, temporal, devservices, with_worker=False) as iso:
+        first = _start_worker(iso.settings)
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            await _wait_for_line(first, "worker started", 30)
+            slow = "import time\ndef sum_list(xs):\n    time.sleep(0.4)\n    return sum(xs)\n"
+            r = await submit(iso.client, auth, code_body(slow), wait=False)
+            sid = r.json()["id"]
+            # Kill it while the evaluation activity is in flight.
+            handle = temporal.get_workflow_handle(f"submission-{sid}")
+            for _ in range(200):
+                desc = await handle.describe()
+                pending = desc.raw_description.pending_activities
+                if any(p.activity_type.name == "submission.evaluate" for p in pending):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("evaluation never started")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            second = _start_worker(iso.settings)
+            done = await finished(iso.client, auth, sid)
+            assert done["verdict"] == "accepted"
+            async with iso.app.state.resources.sessionmaker() as db:
+                n = await db.scalar(
+                    select(func.count())
+                    .select_from(Result)
+                    .where(Result.submission_id == uuid.UUID(sid))
+                )
+            assert n == 1
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+
+
+@pytest.mark.slow
+async def test_worker_drains_and_exits_0_on_sigterm(
+    stack: Stack, stack_args: Any, auth: dict[str, str]
+) -> None:
+    make_settings, temporal, devservices = stack_args
+    async with isolated_stack(make_settings, temporal, devservices, with_worker=False) as iso:
+        proc = _start_worker(iso.settings)
+        try:
+            await _wait_for_line(proc, "worker started", 30)
+            slow = "import time\ndef sum_list(xs):\n    time.sleep(0.2)\n    return sum(xs)\n"
+            r = await submit(iso.client, auth, code_body(slow), wait=False)
+            sid = r.json()["id"]
+            await asyncio.sleep(1.0)
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+            assert code == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        # Whatever was in flight is finished by the next worker.
+        restarted = _start_worker(iso.settings)
+        try:
+            done = await finished(iso.client, auth, sid)
+            assert done["verdict"] == "accepted"
+        finally:
+            restarted.send_signal(signal.SIGTERM)
+            restarted.wait(30)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from domain.settings import SettingsError, load_settings
+
+REQUIRED = {
+    "CO_DB_URL": "postgresql+asyncpg://u@localhost/db",
+    "CO_REDIS_URL": "redis://localhost:6379/0",
+    "CO_EVAL_BASE": "http://localhost:8102",
+    "CO_PROBLEM_BANK_BASE": "http://localhost:8101",
+    "CO_TUTOR_BASE": "http://localhost:8103",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for key in list(__import__("os").environ):
+        if key.startswith("CO_"):
+            monkeypatch.delenv(key)
+    for key, value in REQUIRED.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_defaults_are_documented_values(env: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert s.rate_limit_per_minute == 60
+    assert s.sse_max_streams == 2
+    assert str(s.api_base) == "https://api.scimigo.com/"
+    assert s.cors_origins == ["http://localhost:3000"]
+
+
+def test_missing_and_malformed_variables_are_named(env: pytest.MonkeyPatch) -> None:
+    env.delenv("CO_DB_URL")
+    env.setenv("CO_EVAL_BASE", "not a url")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "CO_DB_URL is required" in text
+    assert "CO_EVAL_BASE is invalid" in text
+
+
+def test_cors_origins_are_a_comma_list_and_wildcard_is_refused(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CO_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert load_settings().cors_origins == ["https://a.example", "https://b.example"]
+    env.setenv("CO_CORS_ORIGINS", "*")
+    with pytest.raises(SettingsError, match="CO_CORS_ORIGINS"):
+        load_settings()
+
+
+def test_public_key_from_file(env: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "k.pem"
+    path.write_text("-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n")
+    env.setenv("CO_JWT_PUBLIC_KEY_FILE", str(path))
+    assert "BEGIN PUBLIC KEY" in (load_settings().public_key_pem() or "")
