@@ -79,6 +79,7 @@ def build_eval_request(submission: Submission, bundle: ProblemBundle) -> EvalReq
         expected_answer=bundle.expected_answer,
         variables=list(problem.variables),
         tolerance=problem.tolerance,
+        choices=[c.id for c in problem.choices],
         limits=limits,
     )
 

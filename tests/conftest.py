@@ -219,6 +219,8 @@ def make_settings(
             "temporal_address": target,
             "cors_origins": ["http://localhost:3000"],
             "worker_graceful_shutdown_seconds": 2,
+            # Functional tests poll; the rate-limit tests set their own small limit.
+            "rate_limit_per_minute": 10_000,
             "log_json": False,
         }
         values.update(overrides)

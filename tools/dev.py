@@ -38,8 +38,11 @@ DEFAULTS = {
     "CO_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     "CO_LOG_JSON": "false",
     "CO_API_PORT": "8000",
+    # Dev-stack knobs (the end-to-end test runs a second stack beside a developer's).
+    "CO_DEV_TEMPORAL_UI_PORT": "8233",
+    "CO_DEV_STATE_DIR": str(DEV_DIR),
 }
-TEMPORAL_UI_PORT = 8233
+
 
 
 class DevError(RuntimeError):
@@ -50,7 +53,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     for key, value in DEFAULTS.items():
         env.setdefault(key, value)
-    _, public = ensure_dev_keys()
+    _, public = ensure_dev_keys(Path(env["CO_DEV_STATE_DIR"]))
     if not env.get("CO_JWT_PUBLIC_KEY"):
         env.setdefault("CO_JWT_PUBLIC_KEY_FILE", str(public))
     env["PYTHONUNBUFFERED"] = "1"
@@ -158,7 +161,8 @@ async def run() -> int:
         if _port_open(host, int(port)):
             print(f"Temporal already listens on {env['CO_TEMPORAL_ADDRESS']}: using it")
         else:
-            DEV_DIR.mkdir(exist_ok=True)
+            state_dir = Path(env["CO_DEV_STATE_DIR"])
+            state_dir.mkdir(parents=True, exist_ok=True)
             stack.start(
                 "temporal",
                 str(BIN / "temporal"),
@@ -169,9 +173,9 @@ async def run() -> int:
                 "--port",
                 port,
                 "--ui-port",
-                str(TEMPORAL_UI_PORT),
+                env["CO_DEV_TEMPORAL_UI_PORT"],
                 "--db-filename",
-                str(DEV_DIR / "temporal.db"),
+                str(state_dir / "temporal.db"),
                 "--log-level",
                 "warn",
                 *(
@@ -216,12 +220,12 @@ async def run() -> int:
         for slug, what in outcome.items():
             print(f"demo track {slug}: {what}")
 
-        private, _ = ensure_dev_keys()
+        private, _ = ensure_dev_keys(Path(env["CO_DEV_STATE_DIR"]))
         token = make_token(private.read_text(), "dev-user", roles=["admin"])
         print(
             "\nThe platform is up.\n"
             f"  API:          {api}  (docs: {api}/docs)\n"
-            f"  Temporal UI:  http://127.0.0.1:{TEMPORAL_UI_PORT}\n"
+            f"  Temporal UI:  http://127.0.0.1:{env['CO_DEV_TEMPORAL_UI_PORT']}\n"
             f"  Problem Bank: {env['CO_PROBLEM_BANK_BASE']}   Eval: {env['CO_EVAL_BASE']}"
             f"   Tutor: {env['CO_TUTOR_BASE']}\n"
             "  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n"

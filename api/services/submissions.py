@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -110,9 +111,9 @@ async def start_workflow(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
-                    CO_USER_ID.value_set(user_id),
-                    CO_PROBLEM_ID.value_set(problem_id),
-                    CO_STATUS.value_set(SubmissionStatus.queued.value),
+                    SearchAttributePair(CO_USER_ID, user_id),
+                    SearchAttributePair(CO_PROBLEM_ID, problem_id),
+                    SearchAttributePair(CO_STATUS, SubmissionStatus.queued.value),
                 ]
             ),
         )

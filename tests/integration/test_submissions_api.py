@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from store.models import Result, Submission
 from tests.conftest import Stack
 
-CODE_PROBLEM = "py-sum-list"  # python: def sum_list(xs)
+CODE_PROBLEM = "py-sum-evens"  # python: def sum_evens(numbers)
 MATH_EXPR_PROBLEM = "math-derivative-product"  # d/dx x^2 sin(x)
 NUMERIC_PROBLEM = "math-definite-integral"  # numeric with tolerance
-SYSTEMS_CHOICE_PROBLEM = "sys-cap-theorem"  # multiple choice
+SYSTEMS_CHOICE_PROBLEM = "sys-tcp-handshake"  # multiple choice
 SYSTEMS_NUMERIC_PROBLEM = "sys-amdahl-speedup"
-SYSTEMS_CODE_PROBLEM = "sys-lru-eviction"
+SYSTEMS_CODE_PROBLEM = "sys-lru-eviction-order"
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -52,18 +52,18 @@ def code_body(code: str, problem: str = CODE_PROBLEM) -> dict[str, Any]:
     return {"problem_id": problem, "language": "python", "code": code}
 
 
-SUM_OK = "def sum_list(xs):\n    return sum(xs)\n"
+SUM_OK = "def sum_evens(xs):\n    return sum(x for x in xs if x % 2 == 0)\n"
 
 CODE_VERDICTS = [
     (SUM_OK, "accepted"),
-    ("def sum_list(xs):\n    return 0\n", "wrong_answer"),
-    ("def sum_list(xs):\n    while True:\n        pass\n", "time_limit_exceeded"),
+    ("def sum_evens(xs):\n    return 0\n", "wrong_answer"),
+    ("def sum_evens(xs):\n    while True:\n        pass\n", "time_limit_exceeded"),
     (
-        "def sum_list(xs):\n    a = bytearray(2 * 1024 ** 3)\n    return len(a)\n",
+        "def sum_evens(xs):\n    a = bytearray(2 * 1024 ** 3)\n    return len(a)\n",
         "memory_limit_exceeded",
     ),
-    ("def sum_list(xs):\n    return xs[10 ** 9]\n", "runtime_error"),
-    ("def sum_list(xs)\n    return 1\n", "compile_error"),
+    ("def sum_evens(xs):\n    return xs[10 ** 9]\n", "runtime_error"),
+    ("def sum_evens(xs)\n    return 1\n", "compile_error"),
 ]
 
 
@@ -160,7 +160,7 @@ async def test_same_key_with_another_body_is_refused(stack: Stack, auth: dict[st
     key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     first = await submit(stack.client, auth, code_body(SUM_OK), wait=False, extra=key)
     assert first.status_code in (200, 202)
-    other = await submit(stack.client, auth, code_body("def sum_list(xs): return 1"), extra=key)
+    other = await submit(stack.client, auth, code_body("def sum_evens(xs): return 1"), extra=key)
     assert other.status_code == 422
     assert other.headers["content-type"].startswith("application/problem+json")
     assert "Idempotency-Key" in other.json()["detail"]
@@ -173,7 +173,9 @@ async def test_unknown_problem_is_404(stack: Stack, auth: dict[str, str]) -> Non
 
 
 async def test_oversized_code_and_answer_are_413(stack: Stack, auth: dict[str, str]) -> None:
-    big_code = "# " + "x" * (64 * 1024) + "\ndef sum_list(xs): return sum(xs)\n"
+    big_code = (
+        "# " + "x" * (64 * 1024) + "\ndef sum_evens(xs): return sum(x for x in xs if x % 2 == 0)\n"
+    )
     r = await submit(stack.client, auth, code_body(big_code), wait=False)
     assert r.status_code == 413, r.text
     r = await submit(
@@ -229,22 +231,30 @@ async def test_listing_is_newest_first_filtered_and_paginated(
     assert bad.status_code == 422
 
 
+RIGHT = "    return sum(x for x in xs if x % 2 == 0)\n"
+# Each would be accepted if the escape worked, so "not accepted" means contained.
 SANDBOX_ESCAPES = {
-    "fork_bomb": "import os\ndef sum_list(xs):\n    while True:\n        os.fork()\n",
-    "memory_hog": "def sum_list(xs):\n    x = []\n    while True:\n        x.append('a' * 10**6)\n",
-    "infinite_loop": "def sum_list(xs):\n    while True:\n        pass\n",
+    "fork_bomb": "import os\ndef sum_evens(xs):\n    while True:\n        os.fork()\n",
+    "memory_hog": (
+        "def sum_evens(xs):\n    x = []\n    while True:\n        x.append('a' * 10**6)\n"
+    ),
+    "infinite_loop": "def sum_evens(xs):\n    while True:\n        pass\n",
     "huge_file": (
-        "def sum_list(xs):\n    with open('big', 'w') as f:\n"
+        "def sum_evens(xs):\n    with open('big', 'w') as f:\n"
         "        while True:\n            f.write('x' * 10**6)\n"
     ),
     "read_env": (
-        "import os\ndef sum_list(xs):\n"
-        "    return sum(xs) if 'CO_INTERNAL_TOKEN' in str(os.environ) else -1\n"
+        "import os\ndef sum_evens(xs):\n"
+        "    assert 'CO_INTERNAL_TOKEN' in os.environ or 'PGHOST' in os.environ\n" + RIGHT
     ),
-    "read_outside": ("def sum_list(xs):\n    open('/etc/passwd').read()\n    return sum(xs)\n"),
+    "read_outside": "def sum_evens(xs):\n    open('/etc/passwd').read()\n" + RIGHT,
+    "read_problem_bank": (
+        "import glob\ndef sum_evens(xs):\n"
+        "    assert glob.glob('/work/**/problems/**/*.yaml', recursive=True)\n" + RIGHT
+    ),
     "network": (
-        "import socket\ndef sum_list(xs):\n"
-        "    socket.create_connection(('127.0.0.1', 5432), timeout=1)\n    return sum(xs)\n"
+        "import socket\ndef sum_evens(xs):\n"
+        "    socket.create_connection(('127.0.0.1', 5432), timeout=1)\n" + RIGHT
     ),
 }
 

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
-from tests.integration.test_submissions_api import SUM_OK, code_body, finished, submit
+from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
 from tests.support import FaultyProxy, record_history, serve_app
 
 
@@ -53,7 +53,7 @@ async def test_eval_503_twice_then_the_right_verdict(
 ) -> None:
     async with AsyncExitStack() as es:
         iso, proxy = await _with_faulty_eval(stack_args, [503, 503, 429], es)
-        r = await submit(iso.client, auth, code_body("def sum_list(xs):\n    return 0\n"))
+        r = await submit(iso.client, auth, code_body("def sum_evens(xs):\n    return 0\n"))
         assert r.json()["verdict"] == "wrong_answer", r.json()
         assert proxy.calls == 4
         assert proxy.forwarded == 1
@@ -85,9 +85,9 @@ async def test_hidden_test_markers_never_leave_the_service(
     caplog.set_level(logging.DEBUG)
     # Prints and raises with whatever it was called with: hidden inputs included.
     code = (
-        "def secret_sum(*args):\n"
-        "    print('ARGS', args)\n"
-        "    raise ValueError(f'leak {args!r}')\n"
+        "def secret_sum(label, numbers):\n"
+        "    print('ARGS', label, numbers)\n"
+        "    raise ValueError(f'leak {label} {numbers}')\n"
     )
     r = await submit(stack.client, auth, {"problem_id": "py-secret-sum", "code": code})
     body = r.json()
@@ -147,7 +147,7 @@ async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
         second: subprocess.Popen[bytes] | None = None
         try:
             await _wait_for_line(first, "worker started", 30)
-            slow = "import time\ndef sum_list(xs):\n    time.sleep(0.4)\n    return sum(xs)\n"
+            slow = "import time\ndef sum_evens(xs):\n    time.sleep(0.4)\n" + RIGHT
             r = await submit(iso.client, auth, code_body(slow), wait=False)
             sid = r.json()["id"]
             # Kill it while the evaluation activity is in flight.
@@ -188,7 +188,7 @@ async def test_worker_drains_and_exits_0_on_sigterm(
         proc = _start_worker(iso.settings)
         try:
             await _wait_for_line(proc, "worker started", 30)
-            slow = "import time\ndef sum_list(xs):\n    time.sleep(0.2)\n    return sum(xs)\n"
+            slow = "import time\ndef sum_evens(xs):\n    time.sleep(0.2)\n" + RIGHT
             r = await submit(iso.client, auth, code_body(slow), wait=False)
             sid = r.json()["id"]
             await asyncio.sleep(1.0)

@@ -1,0 +1,132 @@
+"""The first README command, end to end: the dev stack starts, serves the demo tracks
+with the printed token, shows the Temporal UI with the search attributes, and
+Ctrl-C leaves no process behind. It runs on ports, a database and a state folder
+of its own, so a developer's running `make dev` is not disturbed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import PG_HOST, PG_USER, ROOT, venv_binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose ancestry leads to pid (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        nxt = {child for child, parent in parents.items() if parent in frontier}
+        nxt -= found
+        found |= nxt
+        frontier = nxt
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> None:
+    db = f"co_e2e_{os.getpid()}"
+    ports = {name: free_port() for name in ("api", "temporal", "ui", "pb", "eval", "tutor")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+    env.update(
+        {
+            "CO_DB_URL": f"postgresql+asyncpg://{PG_USER}@{PG_HOST}/{db}",
+            "CO_REDIS_URL": "redis://127.0.0.1:6379/14",
+            "CO_API_PORT": str(ports["api"]),
+            "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "CO_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:6]}",
+            "CO_DEV_TEMPORAL_UI_PORT": str(ports["ui"]),
+            "CO_DEV_STATE_DIR": str(tmp_path),
+            "CO_DEV_PROBLEM_BANK_PORT": str(ports["pb"]),
+            "CO_DEV_EVAL_PORT": str(ports["eval"]),
+            "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
+            "CO_PROBLEM_BANK_BASE": f"http://127.0.0.1:{ports['pb']}",
+            "CO_EVAL_BASE": f"http://127.0.0.1:{ports['eval']}",
+            "CO_TUTOR_BASE": f"http://127.0.0.1:{ports['tutor']}",
+        }
+    )
+    log_path = tmp_path / "dev.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.dev"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "The platform is up" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            await asyncio.sleep(0.5)
+        out = log_path.read_text()
+        token = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", out, re.MULTILINE)
+        assert token, out
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.get(f"http://127.0.0.1:{ports['api']}/v1/tracks", headers=headers)
+            assert r.status_code == 200, r.text
+            domains = sorted(t["domain"] for t in r.json()["items"])
+            assert domains == ["coding", "math", "systems"]
+            ui = await http.get(f"http://127.0.0.1:{ports['ui']}/")
+            assert ui.status_code == 200
+        listed = subprocess.run(
+            [
+                venv_binary("temporal"),
+                "operator",
+                "search-attribute",
+                "list",
+                "--address",
+                f"127.0.0.1:{ports['temporal']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for name in ("CoUserId", "CoTrackSlug", "CoProblemId", "CoStatus"):
+            assert name in listed
+
+        children = descendants(proc.pid)
+        assert len(children) >= 4  # temporal, devservices, worker, api
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert proc.wait(60) == 0, log_path.read_text()
+        await asyncio.sleep(0.5)
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        admin = await asyncpg.connect(host=PG_HOST, user=PG_USER, database="postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
