@@ -72,6 +72,23 @@ class Settings(BaseSettings):
     # Sessions.
     session_idle_days: float = Field(default=14.0, gt=0)
 
+    # The tutor (SSE relay of TutorTurnWorkflow's Redis stream).
+    sse_ping_seconds: float = Field(
+        default=10.0, gt=0, description="Keep-alive comment interval of an SSE stream."
+    )
+    sse_send_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A stream whose client does not take an event for this long is closed.",
+    )
+    tutor_stream_ttl_seconds: int = Field(
+        default=3600, ge=10, description="How long a finished turn's Redis stream stays resumable."
+    )
+    tutor_idle_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="A relay that receives nothing for this long gives up."
+    )
+    tutor_max_message_chars: int = Field(default=2000, ge=1)
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -102,7 +119,7 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the environment, or fail with a message naming every bad variable."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()  # type: ignore[call-arg,unused-ignore]
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

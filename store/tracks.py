@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 from store.models import CurriculumItem, Module, Track, TrackVersion
 
 
-def _latest_published() -> Select[tuple[TrackVersion]]:
+def _latest_published() -> Select[TrackVersion]:
     """Each track's newest published version."""
     newest = (
         select(TrackVersion.track_id, func.max(TrackVersion.version).label("version"))

@@ -18,9 +18,7 @@ from tests.conftest import PG_HOST, PG_USER, migrate
 async def _tables(url_db: str) -> set[str]:
     conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=url_db)
     try:
-        rows = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        )
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     finally:
         await conn.close()
     return {r["tablename"] for r in rows}

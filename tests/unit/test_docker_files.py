@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_dockerfile_runs_as_non_root_and_has_a_healthcheck() -> None:
     text = (ROOT / "docker" / "Dockerfile").read_text()
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
-    assert users and users[-1] not in ("root", "0")
+    assert users
+    assert users[-1] not in ("root", "0")
     assert "HEALTHCHECK" in text
     assert "COPY pyproject.toml poetry.lock" in text
 
