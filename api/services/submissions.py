@@ -1,9 +1,9 @@
 """Creating and reading submissions.
 
-The POST starts ``SubmissionWorkflow`` first (ids only, ``USE_EXISTING``) and then
-writes the row the workflow waits for. A crash between the two leaves a workflow
-that gives up cleanly; a retried POST with the same ``Idempotency-Key`` maps to the
-same submission id, finds the same workflow and never evaluates twice.
+The POST writes the row, starts ``SubmissionWorkflow`` (ids only, ``USE_EXISTING``)
+and only then commits. A crash before the commit leaves no row and a workflow that
+gives up cleanly; a retried POST with the same ``Idempotency-Key`` maps to the same
+submission id, finds the same workflow and never evaluates twice.
 """
 
 from __future__ import annotations
@@ -151,11 +151,10 @@ async def create(
     )
     request_hash = _request_hash(body)
 
-    existing = await repo.get_owned(db, submission_id, principal.user_id)
-    if existing is not None and existing.request_hash != request_hash:
-        raise Unprocessable("this Idempotency-Key was already used with a different request body")
-
-    await start_workflow(temporal, settings, submission_id, principal.user_id, body.problem_id)
+    # Insert (uncommitted), start the workflow, then commit: a crash before the commit
+    # rolls the row back and leaves a workflow that gives up on its own; once committed,
+    # the row always has its workflow. A concurrent retry with the same key waits on the
+    # unique index and then sees this row.
     row = await repo.insert_if_absent(
         db,
         {
@@ -173,8 +172,8 @@ async def create(
         },
     )
     if row.request_hash != request_hash:
-        # A concurrent request with the same key and another body won the insert.
         raise Unprocessable("this Idempotency-Key was already used with a different request body")
+    await start_workflow(temporal, settings, submission_id, principal.user_id, body.problem_id)
     await db.commit()  # the workflow is waiting for this row
 
     if wait_seconds > 0 and row.status not in ("completed", "failed"):

@@ -207,3 +207,24 @@ async def test_worker_drains_and_exits_0_on_sigterm(
         finally:
             restarted.send_signal(signal.SIGTERM)
             restarted.wait(30)
+
+
+async def test_a_post_that_died_after_starting_the_workflow_is_finished_by_its_retry(
+    stack: Stack, auth: dict[str, str], user_id: str
+) -> None:
+    """The API starts the workflow before it writes the row; if it dies in between, the
+    client's retry (same Idempotency-Key) writes the row and the waiting workflow
+    evaluates it, once."""
+    from api.services.submissions import start_workflow
+    from domain.submissions import submission_id_for_key
+
+    key = f"k-{uuid.uuid4()}"
+    sid = submission_id_for_key(user_id, key)
+    # What the first POST managed before it "crashed": only the workflow start.
+    await start_workflow(stack.temporal, stack.settings, sid, user_id, "py-sum-evens")
+    await asyncio.sleep(1.0)  # the workflow is now waiting for its row
+    r = await submit(stack.client, auth, code_body(SUM_OK), extra={"Idempotency-Key": key})
+    assert r.json()["id"] == str(sid)
+    assert r.json()["verdict"] == "accepted"
+    runs = [w async for w in stack.temporal.list_workflows(f"WorkflowId = 'submission-{sid}'")]
+    assert len(runs) == 1
