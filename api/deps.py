@@ -49,7 +49,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 _bearer = HTTPBearer(auto_error=False, description="A JWT (RS256) issued by api.scimigo.com.")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -58,7 +58,7 @@ def current_principal(
     if cached is not None:
         return cached
     token = parse_authorization(request.headers.get("authorization"))
-    principal = resources(request).verifier.verify(token)
+    principal = await resources(request).verifier.averify(token)
     request.state.principal = principal
     return principal
 

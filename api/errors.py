@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -56,16 +57,15 @@ class ApiError(Exception):
 
 
 class Unauthorized(ApiError):
+    """401 with an RFC 6750 challenge; ``error=None`` when no credentials were sent at all."""
+
     status, slug, title = 401, "unauthorized", "Authentication required"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(
-            detail,
-            headers={
-                "WWW-Authenticate": f'Bearer realm="co", error="invalid_token", '
-                f'error_description="{_header_safe(detail)}"'
-            },
-        )
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        challenge = 'Bearer realm="co"'
+        if error:
+            challenge += f', error="{error}", error_description="{_header_safe(detail)}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class Forbidden(ApiError):
@@ -113,6 +113,11 @@ _STATUS_SLUGS = {
 }
 
 
+def status_title(status: int) -> str:
+    """The stable title of a status, as problem documents and the spec use it."""
+    return _STATUS_SLUGS.get(status, ("error", "Error"))[1]
+
+
 def _header_safe(text: str) -> str:
     return "".join(c for c in text if c.isprintable() and c not in '"\\')[:200]
 
@@ -145,7 +150,10 @@ def problem_response(
     if rid := request_id_of(request):
         hdrs["X-Request-ID"] = rid
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, headers=hdrs, media_type=PROBLEM_JSON
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        headers=hdrs,
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -192,19 +200,39 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"no route for {request.url.path}"
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem_response(
-            request, exc.status_code, detail, headers=dict(exc.headers or {})
-        )
+        return problem_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Text PostgreSQL cannot store (NUL, bad encodings) is the client's fault, not ours:
+        # the edge middleware refuses NUL up front, this catches whatever slips past it.
+        if getattr(exc.orig, "sqlstate", None) in _TEXT_SQLSTATES:
+            return problem_response(request, 422, "text may not contain NUL characters")
+        return unexpected_error_response(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback goes to the log with the request id; the client gets neither.
-        log.exception(
-            "unhandled error", extra={"request_id": request_id_of(request), "path": request.url.path}
-        )
-        return problem_response(
-            request, 500, "An unexpected error occurred; quote the request id when reporting it."
-        )
+        return unexpected_error_response(request, exc)
+
+
+# character_not_in_repertoire (how PostgreSQL refuses NUL in text), untranslatable_character
+_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+UNEXPECTED_DETAIL = "An unexpected error occurred; quote the request id when reporting it."
+
+
+def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """Log ``exc`` with its traceback and the request id; answer a bare 500 problem.
+
+    The client gets neither the traceback nor the exception's text: both may hold
+    internals (SQL, hostnames, secrets).
+    """
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": request_id_of(request), "path": request.url.path},
+    )
+    return problem_response(request, 500, UNEXPECTED_DETAIL)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -212,7 +240,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         s: {
             "model": Problem,
-            "description": _STATUS_SLUGS.get(s, ("", "Error"))[1],
+            "description": status_title(s),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for s in statuses

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     jwt_public_key_file: str | None = Field(
         default=None, description="Path of a PEM file; used when CO_JWT_PUBLIC_KEY is unset."
     )
+    jwt_jwks_url: AnyHttpUrl | None = Field(
+        default=None, description="A JWKS endpoint; keys are selected by `kid` and cached."
+    )
     api_base: AnyHttpUrl = AnyHttpUrl("https://api.scimigo.com")
     eval_base: AnyHttpUrl
     problem_bank_base: AnyHttpUrl

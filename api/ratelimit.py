@@ -1,0 +1,161 @@
+"""The per-user request rate limit, shared by every API replica through Redis.
+
+Strategy: the *moving window* of the ``limits`` library. It keeps, per key, a Redis list of
+the timestamps of the last ``limit`` accepted requests and admits a request only if the
+``limit``-th most recent one is older than the window, in one Lua script (atomic across
+replicas). So no interval of ``window`` seconds ever holds more than ``limit`` requests:
+
+- a fixed window lets a client spend its quota at the end of one window and again at the
+  start of the next, 2x the limit in a few seconds;
+- the sliding-window counter fixes most of that by weighting the previous window's count, but
+  it is an approximation that assumes the previous window's requests were evenly spread;
+- the price of exactness is a list of at most ``limit`` (60) floats per active user, which
+  expires with the window: negligible.
+
+Refused requests are not recorded, so a client that keeps hammering while limited is
+admitted again as soon as its oldest request leaves the window (``Retry-After`` says when).
+
+When Redis is unreachable the limiter falls back to the same strategy in process memory, logs
+a warning, and tries Redis again after ``retry_shared_after`` seconds. A degraded limit is
+per replica (N replicas admit up to N x limit), which is better than refusing every request or
+admitting all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool, ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+log = logging.getLogger("co.api.ratelimit")
+
+POLICY_NAME = "default"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one hit, with what the rate-limit headers report."""
+
+    allowed: bool
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_after: int  # seconds until the oldest request in the window leaves it
+    shared: bool  # False when the per-process fallback decided
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit``/``RateLimit-Policy`` (IETF draft) and the common ``X-RateLimit-*``."""
+        headers = {
+            "RateLimit-Policy": f'"{POLICY_NAME}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{POLICY_NAME}";r={self.remaining};t={self.reset_after}',
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(time.time()) + self.reset_after),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, self.reset_after))
+        return headers
+
+
+class RateLimiter:
+    """``limit`` requests per ``window_seconds`` per key, in Redis or, failing that, in memory."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        limit: int,
+        window_seconds: int = 60,
+        redis_timeout: float = 1.0,
+        max_connections: int = 64,
+        retry_shared_after: float = 5.0,
+        key_prefix: str = "co:ratelimit",
+    ) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._item = RateLimitItemPerSecond(limit, window_seconds)
+        self._timeout = redis_timeout
+        self._retry_shared_after = retry_shared_after
+        # A pool of the limiter's own: short timeouts and no retries, because an absent Redis
+        # must cost one request a moment once (then memory for ``retry_shared_after`` s), not
+        # seconds on every request. Bounded and blocking, so a burst queues for a connection
+        # instead of opening hundreds of sockets at once (which is slow enough to time out).
+        self._pool: ConnectionPool = BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=max_connections,
+            timeout=redis_timeout,
+            socket_connect_timeout=redis_timeout,
+            socket_timeout=redis_timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        options: dict[str, Any] = {"connection_pool": self._pool}
+        shared_storage = RedisStorage(
+            "async+" + redis_url,
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=key_prefix,
+            **options,
+        )
+        self._shared = MovingWindowRateLimiter(shared_storage)
+        self._local: MovingWindowRateLimiter | None = None
+        self._shared_paused_until = 0.0
+        self.degraded = False
+
+    def _local_limiter(self) -> MovingWindowRateLimiter:
+        # Made on first use: MemoryStorage schedules its expiry task on the running loop.
+        if self._local is None:
+            self._local = MovingWindowRateLimiter(MemoryStorage())
+        return self._local
+
+    async def _decide(self, limiter: MovingWindowRateLimiter, key: str, shared: bool) -> Decision:
+        allowed = await limiter.hit(self._item, key)
+        stats = await limiter.get_window_stats(self._item, key)
+        return Decision(
+            allowed=bool(allowed),
+            limit=self.limit,
+            window_seconds=self.window_seconds,
+            remaining=max(0, int(stats.remaining)),
+            reset_after=max(0, math.ceil(stats.reset_time - time.time())),
+            shared=shared,
+        )
+
+    async def hit(self, key: str) -> Decision:
+        """Count one request for ``key`` and say whether it may proceed."""
+        if time.monotonic() >= self._shared_paused_until:
+            try:
+                async with asyncio.timeout(self._timeout * 3):
+                    decision = await self._decide(self._shared, key, shared=True)
+            except Exception as exc:  # StorageError, timeouts, anything from the client
+                self._shared_paused_until = time.monotonic() + self._retry_shared_after
+                if not self.degraded:
+                    log.warning(
+                        "rate limit store (Redis) unreachable: limiting per process until it "
+                        "is back",
+                        extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
+                    )
+                self.degraded = True
+            else:
+                if self.degraded:
+                    log.warning("rate limit store (Redis) reachable again: limits are shared")
+                self.degraded = False
+                return decision
+        return await self._decide(self._local_limiter(), key, shared=False)
+
+    async def clear(self, key: str) -> None:
+        """Forget ``key``'s requests (tests and support tooling)."""
+        await self._shared.clear(self._item, key)
+        if self._local is not None:
+            await self._local.clear(self._item, key)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

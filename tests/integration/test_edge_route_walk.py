@@ -1,0 +1,311 @@
+"""Walk EVERY route of the app (from ``app.routes``, so a new route is covered the day it is
+added) and check the two rules of the edge:
+
+(a) without a token, every route but the health probes and the docs answers 401 problem+json;
+(b) a user-owned resource (``/v1/sessions/{…}``, ``/v1/submissions/{…}``,
+    ``/v1/tutor/messages/{…}``, ``/v1/reviews/{…}``) asked for by somebody else answers 404
+    problem+json: never 200, never 403 (that would confirm it exists), never 500.
+
+For (b) the resource is made by user A with a factory from ``RESOURCE_FACTORIES`` and asked
+for by user B. A route without a factory is still called by B with made-up ids and must
+answer 404 too. To cover a new resource, register an async factory under the route's path
+template; it gets a ``WalkContext`` and returns the path parameters of a resource that A
+owns, e.g.::
+
+    async def a_session(ctx: WalkContext) -> dict[str, str]:
+        r = await ctx.client.post("/v1/sessions", json={...}, headers=ctx.owner_headers)
+        assert r.status_code == 201, r.text
+        return {"session_id": r.json()["id"]}
+
+    RESOURCE_FACTORIES["/v1/sessions/{session_id}"] = a_session
+    RESOURCE_FACTORIES["/v1/sessions/{session_id}/advance"] = a_session
+
+Routes that take a request body are called with a body made from their schema (enough to get
+past validation to the ownership check); ``REQUEST_BODIES[(method, path)]`` overrides it.
+Every call uses a fresh user (and address), so the walk never meets the rate limit.
+"""
+
+from __future__ import annotations
+
+import random
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from tests.conftest import Stack
+from tests.integration.edge_support import assert_problem, client_of
+
+OWNED_PREFIXES = ("/v1/sessions/", "/v1/submissions/", "/v1/tutor/messages/", "/v1/reviews/")
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})  # HEAD mirrors GET; OPTIONS is CORS's
+
+
+@dataclass
+class WalkContext:
+    """What a factory may use: the app's client, and user A who will own the resource."""
+
+    client: httpx.AsyncClient
+    app: FastAPI
+    owner: str
+    owner_headers: dict[str, str]
+    token_for: Callable[..., str]
+
+
+Factory = Callable[[WalkContext], Awaitable[dict[str, str]]]
+
+
+async def a_published_problem(ctx: WalkContext) -> dict[str, Any]:
+    """Some problem of a published track (the demo tracks are loaded by ``stack``)."""
+    tracks = await ctx.client.get("/v1/tracks", headers=ctx.owner_headers)
+    assert tracks.status_code == 200, tracks.text
+    assert tracks.json()["items"], "no published track: the demo tracks are not loaded"
+    slug = tracks.json()["items"][0]["slug"]
+    track = await ctx.client.get(f"/v1/tracks/{slug}", headers=ctx.owner_headers)
+    items = [item for module in track.json()["modules"] for item in module["items"]]
+    return dict(sorted(items, key=lambda item: item["kind"] == "python")[0])
+
+
+async def a_submission(ctx: WalkContext) -> dict[str, str]:
+    problem = await a_published_problem(ctx)
+    body: dict[str, Any] = {"problem_id": problem["problem_id"]}
+    if problem["kind"] == "python":
+        body.update(language="python", code="def f():\n    return 1\n")
+    else:
+        body["answer"] = "1"
+    response = await ctx.client.post("/v1/submissions", json=body, headers=ctx.owner_headers)
+    assert response.status_code in (200, 202), response.text
+    return {"submission_id": response.json()["id"]}
+
+
+#: path template -> factory of a resource owned by ``ctx.owner``; add yours here.
+RESOURCE_FACTORIES: dict[str, Factory] = {
+    "/v1/submissions/{submission_id}": a_submission,
+}
+
+#: (method, path template) -> a valid request body, when the one made from the schema is not.
+REQUEST_BODIES: dict[tuple[str, str], Any] = {}
+
+
+# --------------------------------------------------------------------------- the routes
+
+
+def _route_contexts(app: FastAPI) -> list[Any]:
+    """Every route, with included routers expanded (FastAPI >= 0.16x keeps them lazy)."""
+    expand = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(expand(app.routes)) if expand is not None else list(app.routes)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # the template, e.g. /v1/submissions/{submission_id}
+    route: Any  # a RouteContext (or a plain route): path_format, param_convertors, ...
+
+    @property
+    def owned(self) -> bool:
+        return self.path.startswith(OWNED_PREFIXES) and "{" in self.path
+
+    @property
+    def api_route(self) -> APIRoute | None:
+        original = getattr(self.route, "original_route", self.route)
+        return original if isinstance(original, APIRoute) else None
+
+    def url(self, params: dict[str, str]) -> str:
+        values = dict(params)
+        for name, convertor in self.route.param_convertors.items():
+            if name not in values:
+                is_int = convertor.regex == "-?[0-9]+"
+                values[name] = str(random.randint(10**6, 10**9) if is_int else uuid.uuid4())
+        quoted = {k: urllib.parse.quote(str(v), safe="") for k, v in values.items()}
+        return str(self.route.path_format.format(**quoted))
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def endpoints(app: FastAPI) -> list[Endpoint]:
+    found: list[Endpoint] = []
+    for route in _route_contexts(app):
+        methods, path = route.methods, route.path
+        unknown = f"{route!r} is not an HTTP route: extend the route walk so it is checked too"
+        assert methods is not None, unknown
+        assert path is not None, unknown
+        for method in sorted(set(methods) - SKIPPED_METHODS):
+            found.append(Endpoint(method, path, route))
+    return found
+
+
+def public_paths(app: FastAPI) -> frozenset[str]:
+    docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    return PUBLIC_PATHS | {p for p in docs if p}
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+def _resolve(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = spec["components"]["schemas"][name]
+    return schema
+
+
+def example_from_schema(schema: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """The smallest value that a JSON schema (as FastAPI writes them) accepts, roughly."""
+    schema = _resolve(schema, spec)
+    if "examples" in schema and schema["examples"]:
+        return schema["examples"][0]
+    if "default" in schema:
+        return schema["default"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if combinator in schema:
+            options = [o for o in schema[combinator] if o.get("type") != "null"]
+            return example_from_schema(options[0] if options else {"type": "null"}, spec)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        return {
+            name: example_from_schema(properties.get(name, {}), spec)
+            for name in schema.get("required", [])
+        }
+    if kind == "array":
+        return [example_from_schema(schema.get("items", {}), spec)] * schema.get("minItems", 0)
+    if kind == "integer":
+        return max(int(schema.get("minimum", 1)), 1)
+    if kind == "number":
+        return float(schema.get("minimum", 1))
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    if schema.get("format") == "uuid":
+        return str(uuid.uuid4())
+    if schema.get("format") == "date-time":
+        return "2030-01-01T00:00:00Z"
+    return "x" * max(int(schema.get("minLength", 1)), 1)
+
+
+def request_body(app: FastAPI, endpoint: Endpoint) -> Any | None:
+    if (endpoint.method, endpoint.path) in REQUEST_BODIES:
+        return REQUEST_BODIES[(endpoint.method, endpoint.path)]
+    if endpoint.api_route is None or endpoint.api_route.body_field is None:
+        return None
+    spec = app.openapi()
+    operation = spec["paths"][endpoint.path][endpoint.method.lower()]
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    return example_from_schema(schema, spec)
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+async def call(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    endpoint: Endpoint,
+    url: str,
+    headers: dict[str, str],
+    *,
+    with_body: bool = True,
+) -> httpx.Response:
+    # Without a token no body is needed: authentication comes before body validation.
+    body = request_body(app, endpoint) if with_body else None
+    kwargs: dict[str, Any] = {"headers": headers}
+    if body is not None:
+        kwargs["json"] = body
+    return await client.request(endpoint.method, url, **kwargs)
+
+
+def bearer(token_for: Callable[..., str], user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(user)}"}
+
+
+def test_the_walk_sees_the_routes_it_must(app: FastAPI) -> None:
+    paths = {e.path for e in endpoints(app)}
+    assert {"/healthz", "/v1/tracks", "/v1/submissions/{submission_id}"} <= paths
+    stale = set(RESOURCE_FACTORIES) - paths
+    assert not stale, f"factories registered for routes that no longer exist: {stale}"
+
+
+async def test_every_route_needs_a_token(app: FastAPI) -> None:
+    public = public_paths(app)
+    failures: list[str] = []
+    for endpoint in endpoints(app):
+        if endpoint.path in public:
+            continue
+        async with client_of(app) as client:  # an address of its own: no shared quota
+            response = await call(client, app, endpoint, endpoint.url({}), {}, with_body=False)
+        if response.status_code != 401 or not response.headers.get("content-type", "").startswith(
+            "application/problem+json"
+        ):
+            failures.append(f"{endpoint}: {response.status_code} {response.text[:200]}")
+    assert not failures, "routes reachable without a token:\n" + "\n".join(failures)
+
+
+async def test_public_routes_answer_without_a_token(app: FastAPI) -> None:
+    async with client_of(app) as client:
+        for path in sorted(public_paths(app)):
+            response = await client.get(path)
+            assert response.status_code == 200, f"{path}: {response.status_code}"
+
+
+async def test_nobody_sees_somebody_elses_resources(
+    stack: Stack, token_for: Callable[..., str]
+) -> None:
+    app = stack.app
+    owned = [e for e in endpoints(app) if e.owned]
+    assert owned, "no user-owned routes found: has the prefix list gone stale?"
+    failures: list[str] = []
+    for endpoint in owned:
+        owner, intruder = f"walk-a-{uuid.uuid4().hex[:8]}", f"walk-b-{uuid.uuid4().hex[:8]}"
+        async with client_of(app) as client:
+            params: dict[str, str] = {}
+            factory = RESOURCE_FACTORIES.get(endpoint.path)
+            if factory is not None:
+                ctx = WalkContext(client, app, owner, bearer(token_for, owner), token_for)
+                params = await factory(ctx)
+                if endpoint.method == "GET":  # the factory made something A can read
+                    mine = await call(
+                        client, app, endpoint, endpoint.url(params), ctx.owner_headers
+                    )
+                    assert mine.status_code == 200, f"{endpoint} as its owner: {mine.text[:300]}"
+            url = endpoint.url(params)
+            response = await call(client, app, endpoint, url, bearer(token_for, intruder))
+        origin = "A's resource" if factory else "a made-up id"
+        if response.status_code != 404:
+            failures.append(
+                f"{endpoint} ({origin}) as another user: {response.status_code} "
+                f"{response.text[:200]}"
+            )
+        else:
+            assert_problem(response, 404)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (
+            {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}},
+            {"a": "x"},
+        ),
+        ({"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 3}]}, 3),
+        ({"type": "array", "items": {"type": "boolean"}, "minItems": 2}, [False, False]),
+        ({"type": "string", "enum": ["b", "c"]}, "b"),
+    ],
+)
+def test_example_bodies_follow_the_schema(schema: dict[str, Any], expected: Any) -> None:
+    assert example_from_schema(schema, {"components": {"schemas": {}}}) == expected
