@@ -68,10 +68,18 @@ class CurriculumIssue(BaseModel):
     type: str
 
 
+# A session's workflow input carries the whole plan: keep it a few kilobytes.
+MAX_CURRICULUM_ITEMS = 500
+
+
 def validate_curriculum(
-    spec: CurriculumSpec, known_problems: Collection[str]
+    spec: CurriculumSpec, known_problems: Collection[str] | None
 ) -> list[CurriculumIssue]:
-    """Every reason the curriculum cannot be published; empty when it can."""
+    """Every reason the curriculum cannot be published; empty when it can.
+
+    With ``known_problems=None`` only the structure is checked (no Problem Bank
+    answer is needed for that), so the API can refuse a malformed draft at once.
+    """
     issues: list[CurriculumIssue] = []
 
     def add(loc: list[str], msg: str, kind: str) -> None:
@@ -81,6 +89,7 @@ def validate_curriculum(
         add(["modules"], "a curriculum needs at least one module", "empty_curriculum")
     slugs = [m.slug for m in spec.modules]
     seen: set[str] = set()
+    problem_home: dict[str, str] = {}
     for i, module in enumerate(spec.modules):
         loc = ["modules", str(i)]
         if module.slug in seen:
@@ -88,6 +97,12 @@ def validate_curriculum(
         seen.add(module.slug)
         if not module.items:
             add([*loc, "items"], f"module '{module.slug}' has no items", "empty_module")
+        if len(set(module.prerequisites)) != len(module.prerequisites):
+            add(
+                [*loc, "prerequisites"],
+                f"module '{module.slug}' lists a prerequisite twice",
+                "duplicate_prerequisite",
+            )
         for prereq in module.prerequisites:
             if prereq not in slugs:
                 add(
@@ -97,16 +112,27 @@ def validate_curriculum(
                 )
             elif prereq == module.slug:
                 add([*loc, "prerequisites"], f"module '{module.slug}' requires itself", "cycle")
-        problem_seen: set[str] = set()
         for j, item in enumerate(module.items):
             iloc = [*loc, "items", str(j), "problem_id"]
-            if item.problem_id not in known_problems:
+            if known_problems is not None and item.problem_id not in known_problems:
                 add(iloc, f"unknown problem id '{item.problem_id}'", "unknown_problem")
-            if item.problem_id in problem_seen:
+            # A session keys progress by problem id, so a problem may appear only once.
+            if item.problem_id in problem_home:
                 add(
-                    iloc, f"problem '{item.problem_id}' appears twice in a module", "duplicate_item"
+                    iloc,
+                    f"problem '{item.problem_id}' appears twice "
+                    f"(already in module '{problem_home[item.problem_id]}')",
+                    "duplicate_item",
                 )
-            problem_seen.add(item.problem_id)
+            else:
+                problem_home[item.problem_id] = module.slug
+    total = sum(len(m.items) for m in spec.modules)
+    if total > MAX_CURRICULUM_ITEMS:
+        add(
+            ["modules"],
+            f"a curriculum may have at most {MAX_CURRICULUM_ITEMS} items; this one has {total}",
+            "too_many_items",
+        )
     cycle = find_prerequisite_cycle(spec)
     if cycle:
         add(["modules"], "prerequisites form a cycle: " + " -> ".join(cycle), "cycle")

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from domain.curriculum import CurriculumSpec, TrackSpec
-from domain.upstream import ProblemPublic
+from domain.upstream import EvalKind
 from store.models import CurriculumItem, Module, Track, TrackVersion
+
+
+class ProblemFactsLike(Protocol):
+    """What an item copies from a problem (``ProblemPublic`` or ``ProblemFacts``)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def kind(self) -> EvalKind: ...
+
+    @property
+    def skills(self) -> list[str]: ...
+
+    @property
+    def difficulty(self) -> int: ...
 
 
 def curriculum_of(version: TrackVersion) -> CurriculumSpec:
@@ -39,7 +57,7 @@ def curriculum_of(version: TrackVersion) -> CurriculumSpec:
     )
 
 
-def build_modules(spec: CurriculumSpec, problems: Mapping[str, ProblemPublic]) -> list[Module]:
+def build_modules(spec: CurriculumSpec, problems: Mapping[str, ProblemFactsLike]) -> list[Module]:
     """Module rows for a spec, with each item's facts copied from Problem Bank so the
     request path never has to call it."""
     modules = []
@@ -100,7 +118,7 @@ async def publish_new_version(
     db: AsyncSession,
     track: Track,
     spec: CurriculumSpec,
-    problems: Mapping[str, ProblemPublic],
+    problems: Mapping[str, ProblemFactsLike],
 ) -> TrackVersion:
     version = TrackVersion(
         track_id=track.id,
@@ -110,5 +128,103 @@ async def publish_new_version(
         modules=build_modules(spec, problems),
     )
     db.add(version)
+    await db.flush()
+    return version
+
+
+# --------------------------------------------------------------------------- drafts
+
+
+async def get_track(db: AsyncSession, slug: str, *, for_update: bool = False) -> Track | None:
+    stmt = select(Track).where(Track.slug == slug)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await db.scalar(stmt)
+
+
+async def get_draft(db: AsyncSession, track_id: uuid.UUID) -> TrackVersion | None:
+    """The track's draft with its modules and items, if it has one."""
+    return await db.scalar(
+        select(TrackVersion)
+        .where(TrackVersion.track_id == track_id, TrackVersion.status == "draft")
+        .options(selectinload(TrackVersion.modules).selectinload(Module.items))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def newest_published_number(db: AsyncSession, track_id: uuid.UUID) -> int | None:
+    return await db.scalar(
+        select(func.max(TrackVersion.version)).where(
+            TrackVersion.track_id == track_id, TrackVersion.status == "published"
+        )
+    )
+
+
+async def _replace_modules(
+    db: AsyncSession,
+    version: TrackVersion,
+    spec: CurriculumSpec,
+    problems: Mapping[str, ProblemFactsLike],
+) -> None:
+    # Explicit delete first: the unit of work would insert the new rows before deleting
+    # the orphans and trip the (version, position) unique keys.
+    await db.execute(delete(Module).where(Module.track_version_id == version.id))
+    for module in build_modules(spec, problems):
+        module.track_version_id = version.id
+        db.add(module)
+    await db.flush()
+
+
+async def save_draft(
+    db: AsyncSession,
+    track: Track,
+    spec: CurriculumSpec,
+    problems: Mapping[str, ProblemFactsLike],
+) -> TrackVersion:
+    """Replace the track's draft curriculum, creating the draft when there is none."""
+    draft = await get_draft(db, track.id)
+    if draft is None:
+        draft = TrackVersion(
+            track_id=track.id, version=await next_version_number(db, track.id), status="draft"
+        )
+        db.add(draft)
+        await db.flush()
+    await _replace_modules(db, draft, spec, problems)
+    reloaded = await get_draft(db, track.id)
+    assert reloaded is not None
+    return reloaded
+
+
+class DraftChanged(Exception):
+    """The draft is gone or no longer equals the curriculum that was checked."""
+
+
+async def publish_draft(
+    db: AsyncSession,
+    version_id: uuid.UUID,
+    spec: CurriculumSpec,
+    problems: Mapping[str, ProblemFactsLike],
+) -> TrackVersion:
+    """Publish the draft with fresh problem facts. Idempotent: a version already
+    published is returned as it is."""
+    version = await db.scalar(
+        select(TrackVersion)
+        .where(TrackVersion.id == version_id)
+        .options(selectinload(TrackVersion.modules).selectinload(Module.items))
+        .with_for_update()
+    )
+    if version is None:
+        raise DraftChanged(f"version {version_id} does not exist")
+    if version.status == "published":
+        return version
+    if version.status != "draft" or curriculum_of(version) != spec:
+        raise DraftChanged("the draft was edited while it was being published")
+    await _replace_modules(db, version, spec, problems)
+    # A version published by other means meanwhile (the demo loader) keeps its number.
+    version.version = max(
+        version.version, (await newest_published_number(db, version.track_id) or 0) + 1
+    )
+    version.status = "published"
+    version.published_at = datetime.now(UTC)
     await db.flush()
     return version

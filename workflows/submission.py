@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.sessions import SUBMISSION_FINISHED_SIGNAL, SubmissionFinished
     from domain.submissions import (
         BeginInput,
         EvaluateInput,
@@ -25,7 +26,13 @@ with workflow.unsafe.imports_passed_through():
         SubmissionOutcome,
         SubmissionStatus,
     )
-    from domain.temporal import CO_PROBLEM_ID, CO_STATUS, CO_USER_ID
+    from domain.temporal import (
+        CO_PROBLEM_ID,
+        CO_SESSION_ID,
+        CO_STATUS,
+        CO_USER_ID,
+        session_workflow_id,
+    )
     from domain.upstream import Verdict
 
 # Database writes: retry until the database is back; a restart only delays work.
@@ -33,7 +40,13 @@ DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
 )
 DB_TIMEOUT = timedelta(seconds=15)
-# How long to wait for the API to commit the row after starting the workflow.
+# The API commits the row right after starting the workflow: poll for it quickly,
+# and give up after a while (the POST died before committing).
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+)
 RECORD_WAIT = timedelta(minutes=2)
 
 # Evaluation: transient upstream failures retry with backoff for up to 30 minutes;
@@ -77,7 +90,7 @@ class SubmissionWorkflow:
                 result_type=SubmissionFacts,
                 start_to_close_timeout=DB_TIMEOUT,
                 schedule_to_close_timeout=RECORD_WAIT,
-                retry_policy=DB_RETRY,
+                retry_policy=RECORD_RETRY,
             )
         except ActivityError:
             # The POST that started us died before writing the row: nothing to evaluate.
@@ -85,7 +98,10 @@ class SubmissionWorkflow:
             workflow.set_current_details("Abandoned: the submission was never recorded.")
             return SubmissionOutcome(submission_id=data.submission_id, status=self._status)
 
-        workflow.upsert_search_attributes([CO_PROBLEM_ID.value_set(facts.problem_id)])
+        attributes = [CO_PROBLEM_ID.value_set(facts.problem_id)]
+        if facts.session_id is not None:
+            attributes.append(CO_SESSION_ID.value_set(str(facts.session_id)))
+        workflow.upsert_search_attributes(attributes)
         self._set_status(SubmissionStatus.running)
         workflow.set_current_details(
             f"Evaluating a {facts.kind.value} submission to problem {facts.problem_id} "
@@ -122,9 +138,33 @@ class SubmissionWorkflow:
             retry_policy=DB_RETRY,
         )
 
+        if facts.session_id is not None:
+            await self._tell_session(data, facts, outcome.verdict)
+
         failed = outcome.verdict == Verdict.internal_error
         self._set_status(SubmissionStatus.failed if failed else SubmissionStatus.completed)
         workflow.set_current_details(f"Finished: {outcome.verdict.value}.")
         return SubmissionOutcome(
             submission_id=data.submission_id, status=self._status, verdict=outcome.verdict
         )
+
+    async def _tell_session(
+        self, data: SubmissionInput, facts: SubmissionFacts, verdict: Verdict
+    ) -> None:
+        """Signal the learner's session. A session that has closed (ended, completed,
+        abandoned) cannot be signalled; that must not fail the submission, whose
+        result is already stored."""
+        assert facts.session_id is not None
+        workflow.set_current_details(f"Telling session {facts.session_id} the verdict.")
+        session = workflow.get_external_workflow_handle(session_workflow_id(facts.session_id))
+        try:
+            await session.signal(
+                SUBMISSION_FINISHED_SIGNAL,
+                SubmissionFinished(
+                    submission_id=data.submission_id,
+                    problem_id=facts.problem_id,
+                    verdict=verdict,
+                ),
+            )
+        except ApplicationError as err:  # ExternalWorkflowExecutionNotFound
+            workflow.logger.info("session %s not signalled: %s", facts.session_id, err)

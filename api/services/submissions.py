@@ -15,7 +15,6 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import (
@@ -41,9 +40,10 @@ from domain.submissions import (
 )
 from domain.temporal import CO_PROBLEM_ID, CO_STATUS, CO_USER_ID, submission_workflow_id
 from domain.upstream import EvalKind, Verdict
+from store import sessions as session_repo
 from store import submissions as repo
 from store import tracks as track_repo
-from store.models import LearningSession, Result, Submission
+from store.models import Result, Submission
 
 MAX_WAIT_SECONDS = 30
 IDEMPOTENCY_KEY_MAX = 200
@@ -137,14 +137,18 @@ async def create(
     kind = EvalKind(item.kind)
     _check_body(body, kind, settings)
     if body.session_id is not None:
-        owned = await db.scalar(
-            select(LearningSession.id).where(
-                LearningSession.id == body.session_id,
-                LearningSession.user_id == principal.user_id,
-            )
-        )
-        if owned is None:
+        session = await session_repo.get_owned(db, body.session_id, principal.user_id)
+        if session is None:
             raise NotFound(f"no session {body.session_id}")
+        if session.status != "active":
+            raise Unprocessable(f"session {body.session_id} is {session.status}; start a new one")
+        if not await session_repo.version_has_problem(
+            db, session.track_version_id, body.problem_id
+        ):
+            raise Unprocessable(
+                f"problem '{body.problem_id}' is not part of the track version of "
+                f"session {body.session_id}"
+            )
     key = _check_key(idempotency_key)
     submission_id = (
         submission_id_for_key(principal.user_id, key) if key is not None else uuid.uuid4()

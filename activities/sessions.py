@@ -1,0 +1,21 @@
+"""Activities of SessionWorkflow: the projection of its state into PostgreSQL."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.deps import ActivityDeps
+from domain.sessions import SessionProjection
+from store import sessions as repo
+
+
+class SessionActivities:
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._db = deps.sessionmaker
+
+    @activity.defn(name="session.project")
+    async def project(self, data: SessionProjection) -> bool:
+        """Upsert the session's row, keyed by its id and guarded by ``state_seq``: a
+        retried or late write of an older state changes nothing."""
+        async with self._db() as db, db.begin():
+            return await repo.upsert_projection(db, data)

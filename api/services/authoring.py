@@ -1,0 +1,222 @@
+"""Authoring tracks: create, edit the draft, publish.
+
+Checking problem ids needs Problem Bank, which the API must not call on a user's
+behalf; it runs ``PublishTrackWorkflow`` and waits for its answer instead (a dry
+run when a draft is saved, a real run to publish). The structure of a curriculum
+(empty modules, cycles, duplicates) is checked here first, so a malformed draft is
+refused without a round trip. Drafts are always valid when saved; publishing checks
+again, because Problem Bank may have changed since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError
+
+from api.auth import Principal
+from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from domain.authoring import (
+    AuthorTrack,
+    DraftOut,
+    PublishOutcome,
+    PublishStatus,
+    PublishTrackInput,
+    TrackPatch,
+)
+from domain.curriculum import CurriculumIssue, CurriculumSpec, TrackSpec, validate_curriculum
+from domain.settings import Settings
+from domain.temporal import CO_TRACK_SLUG, CO_USER_ID
+from domain.tracks import ModuleOut, TrackDetail
+from domain.upstream import Domain
+from store import curricula as repo
+from store import tracks as track_repo
+from store.models import Track
+
+# The workflow needs a few seconds at most; past this the author is told to retry.
+CHECK_TIMEOUT_SECONDS = 30.0
+
+
+def _refuse(issues: list[CurriculumIssue]) -> Unprocessable:
+    first = issues[0].msg
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return Unprocessable(
+        f"the curriculum cannot be used: {first}{more}",
+        errors=[i.model_dump() for i in issues],
+    )
+
+
+def _check_structure(spec: CurriculumSpec) -> None:
+    if issues := validate_curriculum(spec, None):
+        raise _refuse(issues)
+
+
+async def _run_check(
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    slug: str,
+    spec: CurriculumSpec,
+    *,
+    version_id: uuid.UUID | None = None,
+) -> PublishOutcome:
+    """Run PublishTrackWorkflow (a dry run without ``version_id``) and raise the API
+    error its outcome stands for."""
+    dry_run = version_id is None
+    workflow_id = f"curriculum-check-{uuid.uuid4()}" if dry_run else f"publish-{version_id}"
+    try:
+        handle = await temporal.start_workflow(
+            "PublishTrackWorkflow",
+            PublishTrackInput(
+                track_slug=slug,
+                version_id=version_id,
+                spec=spec,
+                dry_run=dry_run,
+                requested_by=principal.user_id,
+            ),
+            id=workflow_id,
+            task_queue=settings.temporal_task_queue,
+            result_type=PublishOutcome,
+            # Two authors publishing the same draft at once share one run.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            execution_timeout=timedelta(minutes=5),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(CO_TRACK_SLUG, slug),
+                    SearchAttributePair(CO_USER_ID, principal.user_id),
+                ]
+            ),
+        )
+        outcome: PublishOutcome = await asyncio.wait_for(handle.result(), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise ServiceUnavailable(
+            "checking the curriculum takes longer than expected; try again shortly"
+        ) from None
+    except (RPCError, WorkflowFailureError) as err:
+        raise ServiceUnavailable("the curriculum cannot be checked right now") from err
+    if outcome.status == PublishStatus.invalid:
+        raise _refuse(outcome.issues)
+    if outcome.status == PublishStatus.unavailable:
+        raise ServiceUnavailable(outcome.message or "Problem Bank is unavailable")
+    if outcome.status == PublishStatus.draft_changed:
+        raise Conflict("the draft was edited while it was being published; publish again")
+    return outcome
+
+
+async def _author_view(db: AsyncSession, track: Track) -> AuthorTrack:
+    draft = await repo.get_draft(db, track.id)
+    return AuthorTrack(
+        id=track.id,
+        slug=track.slug,
+        title=track.title,
+        domain=Domain(track.domain),
+        description=track.description,
+        published_version=await repo.newest_published_number(db, track.id),
+        draft=(
+            DraftOut(
+                version=draft.version,
+                created_at=draft.created_at,
+                modules=[ModuleOut.model_validate(m) for m in draft.modules],
+            )
+            if draft is not None
+            else None
+        ),
+    )
+
+
+async def _track(db: AsyncSession, slug: str, *, for_update: bool = False) -> Track:
+    track = await repo.get_track(db, slug, for_update=for_update)
+    if track is None:
+        raise NotFound(f"no track '{slug}'")
+    return track
+
+
+async def create_track(
+    db: AsyncSession, temporal: Client, settings: Settings, principal: Principal, body: TrackSpec
+) -> AuthorTrack:
+    if await repo.get_track(db, body.slug) is not None:
+        raise Conflict(f"a track '{body.slug}' exists already")
+    spec = body.curriculum()
+    _check_structure(spec)
+    outcome = await _run_check(temporal, settings, principal, body.slug, spec)
+    try:
+        track = await repo.upsert_track(db, body, created_by=principal.user_id)
+    except IntegrityError:
+        raise Conflict(f"a track '{body.slug}' exists already") from None
+    await repo.save_draft(db, track, spec, {p.id: p for p in outcome.problems})
+    return await _author_view(db, track)
+
+
+async def get_draft(db: AsyncSession, slug: str) -> AuthorTrack:
+    return await _author_view(db, await _track(db, slug))
+
+
+async def replace_draft(
+    db: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    slug: str,
+    spec: CurriculumSpec,
+) -> AuthorTrack:
+    await _track(db, slug)
+    _check_structure(spec)
+    outcome = await _run_check(temporal, settings, principal, slug, spec)
+    # Lock only now, not across the check: concurrent saves of one draft take turns.
+    track = await _track(db, slug, for_update=True)
+    try:
+        await repo.save_draft(db, track, spec, {p.id: p for p in outcome.problems})
+    except IntegrityError:
+        raise Conflict("the draft is being created by another request; try again") from None
+    return await _author_view(db, track)
+
+
+async def patch_track(db: AsyncSession, slug: str, body: TrackPatch) -> AuthorTrack:
+    track = await _track(db, slug, for_update=True)
+    if body.title is not None:
+        track.title = body.title
+    if body.description is not None:
+        track.description = body.description
+    await db.flush()
+    return await _author_view(db, track)
+
+
+async def publish(
+    db: AsyncSession, temporal: Client, settings: Settings, principal: Principal, slug: str
+) -> TrackDetail:
+    """Publish the draft as the track's newest version. Running sessions keep the
+    version they started on; new sessions get this one."""
+    track = await _track(db, slug)
+    draft = await repo.get_draft(db, track.id)
+    if draft is None:
+        raise Conflict(f"track '{slug}' has no draft to publish")
+    await _run_check(
+        temporal, settings, principal, slug, repo.curriculum_of(draft), version_id=draft.id
+    )
+    db.expunge_all()  # the activity rewrote the rows this session has loaded
+    version = await track_repo.get_published(db, slug)
+    assert version is not None
+    return TrackDetail(
+        id=version.track.id,
+        slug=version.track.slug,
+        title=version.track.title,
+        domain=Domain(version.track.domain),
+        description=version.track.description,
+        version=version.version,
+        published_at=version.published_at,
+        module_count=len(version.modules),
+        problem_count=sum(len(m.items) for m in version.modules),
+        modules=[ModuleOut.model_validate(m) for m in version.modules],
+    )

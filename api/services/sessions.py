@@ -1,0 +1,269 @@
+"""Learning sessions: start, read, advance, end.
+
+A session's row is written in the request that starts its workflow, in the same
+transaction: the partial unique index (one active session per learner and track)
+decides between concurrent starts *before* any workflow exists, and a failed start
+rolls the row back. From then on the workflow owns the state and projects it; reads
+come from PostgreSQL, changes go through the workflow's updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import Principal
+from api.errors import Conflict, NotFound, ServiceUnavailable
+from domain import progression
+from domain.progression import SessionStatus, SessionView
+from domain.sessions import (
+    ADVANCE_UPDATE,
+    END_UPDATE,
+    AdvanceRequest,
+    EndRequest,
+    SessionCreate,
+    SessionDetail,
+    SessionDocument,
+    SessionInput,
+    SessionList,
+    SessionSummary,
+)
+from domain.settings import Settings
+from domain.temporal import (
+    CO_PROBLEM_ID,
+    CO_SESSION_ID,
+    CO_STATUS,
+    CO_TRACK_SLUG,
+    CO_USER_ID,
+    session_workflow_id,
+)
+from store import sessions as repo
+from store import tracks as track_repo
+from store.models import LearningSession, TrackVersion
+
+# An update waits for the workflow (and its projection, about a second at most); a
+# worker that is down must not hold the request forever.
+UPDATE_TIMEOUT_SECONDS = 20.0
+
+
+class AdvanceRefused(Conflict):
+    slug, title = "advance-refused", "The session cannot advance"
+
+
+def _links(session_id: uuid.UUID) -> dict[str, str]:
+    base = f"/v1/sessions/{session_id}"
+    return {"self": base, "advance": f"{base}/advance", "end": f"{base}/end"}
+
+
+def _detail(session_id: uuid.UUID, version: TrackVersion, view: SessionView) -> SessionDetail:
+    """The learner's view with the titles the workflow does not carry."""
+    module_titles = {m.slug: m.title for m in version.modules}
+    item_titles = {i.problem_id: i.title for m in version.modules for i in m.items}
+    for module in view.modules:
+        module.title = module_titles.get(module.slug)
+        for item in module.items:
+            item.title = item_titles.get(item.problem_id)
+    if view.current is not None:
+        view.current.title = item_titles.get(view.current.problem_id)
+    track = version.track
+    return SessionDetail.model_validate(
+        {
+            **view.model_dump(),
+            "id": session_id,
+            "track_slug": track.slug,
+            "track_title": track.title,
+            "track_version": version.version,
+            "links": _links(session_id),
+        }
+    )
+
+
+async def _version(db: AsyncSession, row: LearningSession) -> TrackVersion:
+    version = await repo.load_version(db, row.track_version_id)
+    assert version is not None  # a foreign key
+    return version
+
+
+async def _stored_detail(db: AsyncSession, row: LearningSession) -> SessionDetail:
+    version = await _version(db, row)
+    document = SessionDocument.model_validate(row.state)
+    return _detail(row.id, version, progression.view(repo.plan_of(version), document.progress))
+
+
+async def _owned(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> LearningSession:
+    row = await repo.get_owned(db, session_id, principal.user_id)
+    if row is None:
+        raise NotFound(f"no session {session_id}")
+    return row
+
+
+async def create(
+    db: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    body: SessionCreate,
+) -> tuple[SessionDetail, bool]:
+    """Start a session on the newest published version, or return the learner's
+    active session on the track. Returns ``(session, created)``."""
+    version = await track_repo.get_published(db, body.track_slug)
+    if version is None:
+        raise NotFound(f"no published track '{body.track_slug}'")
+    existing = await repo.active_for(db, principal.user_id, version.track_id)
+    if existing is not None:
+        return await _stored_detail(db, existing), False
+
+    session_id = uuid.uuid4()
+    plan = repo.plan_of(version)
+    now = datetime.now(UTC)
+    progress = progression.start(plan, now)
+    document = SessionDocument(progress=progress, summary=progression.summary(plan, progress))
+    inserted = await repo.insert_active(
+        db,
+        {
+            "id": session_id,
+            "user_id": principal.user_id,
+            "track_id": version.track_id,
+            "track_version_id": version.id,
+            "status": progress.status.value,
+            "current_problem_id": progress.position.problem_id if progress.position else None,
+            "state": document.model_dump(mode="json"),
+            "state_seq": progress.seq,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if not inserted:  # a concurrent request won
+        existing = await repo.active_for(db, principal.user_id, version.track_id)
+        assert existing is not None
+        return await _stored_detail(db, existing), False
+
+    data = SessionInput(
+        session_id=session_id,
+        user_id=principal.user_id,
+        track_id=version.track_id,
+        track_slug=version.track.slug,
+        track_version_id=version.id,
+        track_version=version.version,
+        plan=plan,
+        started_at=now,
+        idle_timeout=timedelta(days=settings.session_idle_days),
+    )
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(CO_USER_ID, principal.user_id),
+        SearchAttributePair(CO_TRACK_SLUG, version.track.slug),
+        SearchAttributePair(CO_SESSION_ID, str(session_id)),
+        SearchAttributePair(CO_STATUS, progress.status.value),
+    ]
+    if progress.position is not None:
+        attributes.append(SearchAttributePair(CO_PROBLEM_ID, progress.position.problem_id))
+    try:
+        await temporal.start_workflow(
+            "SessionWorkflow",
+            data,
+            id=session_workflow_id(session_id),
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(attributes),
+        )
+    except RPCError as err:
+        # The row goes with the rolled-back transaction.
+        raise ServiceUnavailable("sessions cannot be started right now; try again") from err
+    return _detail(session_id, version, progression.view(plan, progress)), True
+
+
+async def get(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> SessionDetail:
+    return await _stored_detail(db, await _owned(db, principal, session_id))
+
+
+async def list_(
+    db: AsyncSession, principal: Principal, *, status: SessionStatus | None, limit: int
+) -> SessionList:
+    rows = await repo.list_owned(
+        db, principal.user_id, status=status.value if status else None, limit=limit
+    )
+    return SessionList(
+        items=[
+            SessionSummary(
+                id=row.id,
+                track_slug=slug,
+                track_version=number,
+                status=SessionStatus(row.status),
+                current_problem_id=row.current_problem_id,
+                progress=SessionDocument.model_validate(row.state).summary,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                ended_at=row.ended_at,
+                links=_links(row.id),
+            )
+            for row, slug, number in rows
+        ]
+    )
+
+
+async def _update(temporal: Client, session_id: uuid.UUID, name: str, arg: Any) -> SessionView:
+    handle = temporal.get_workflow_handle(session_workflow_id(session_id))
+    try:
+        return await asyncio.wait_for(
+            handle.execute_update(name, arg, result_type=SessionView), UPDATE_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        raise ServiceUnavailable(
+            "the session did not answer in time; retry (give from_problem_id to be safe)"
+        ) from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:  # the workflow closed meanwhile
+            raise Conflict(f"session {session_id} is no longer active") from err
+        raise ServiceUnavailable("the session cannot be reached right now; try again") from err
+
+
+async def advance(
+    db: AsyncSession,
+    temporal: Client,
+    principal: Principal,
+    session_id: uuid.UUID,
+    body: AdvanceRequest,
+) -> SessionDetail:
+    """Move past the current item, if the mastery rule allows (the workflow's update
+    validator decides; a refusal is a 409 with the reason)."""
+    row = await _owned(db, principal, session_id)
+    if row.status != SessionStatus.active.value:
+        raise Conflict(f"the session is {row.status}")
+    try:
+        view = await _update(temporal, session_id, ADVANCE_UPDATE, body)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == "AdvanceRefused":
+            code = str(cause.details[0]) if cause.details else "refused"
+            raise AdvanceRefused(
+                cause.message, errors=[{"loc": ["session"], "msg": cause.message, "type": code}]
+            ) from None
+        raise
+    return _detail(session_id, await _version(db, row), view)
+
+
+async def end(
+    db: AsyncSession, temporal: Client, principal: Principal, session_id: uuid.UUID
+) -> SessionDetail:
+    """End the session; ending a session that is already over answers its state."""
+    row = await _owned(db, principal, session_id)
+    if row.status != SessionStatus.active.value:
+        return await _stored_detail(db, row)
+    try:
+        view = await _update(temporal, session_id, END_UPDATE, EndRequest())
+    except Conflict:
+        await db.refresh(row)
+        return await _stored_detail(db, row)
+    return _detail(session_id, await _version(db, row), view)

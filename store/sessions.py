@@ -1,0 +1,142 @@
+"""Repository functions for learning sessions and their projection."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import exists, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from domain.progression import ItemPlan, ModulePlan, SessionPlan, SessionStatus
+from domain.sessions import SessionProjection
+from store.models import CurriculumItem, LearningSession, Module, Track, TrackVersion
+
+_ACTIVE = text("status = 'active'")
+
+
+def plan_of(version: TrackVersion) -> SessionPlan:
+    """The plan a session of this version follows (modules and items loaded)."""
+    return SessionPlan(
+        modules=[
+            ModulePlan(
+                slug=m.slug,
+                prerequisites=list(m.prerequisites),
+                items=[
+                    ItemPlan(
+                        problem_id=i.problem_id,
+                        mastery_threshold=i.mastery_threshold,
+                        required=i.required,
+                        skippable=i.skippable,
+                        skills=list(i.skills),
+                    )
+                    for i in m.items
+                ],
+            )
+            for m in version.modules
+        ]
+    )
+
+
+async def load_version(db: AsyncSession, version_id: uuid.UUID) -> TrackVersion | None:
+    return await db.scalar(
+        select(TrackVersion)
+        .where(TrackVersion.id == version_id)
+        .options(
+            selectinload(TrackVersion.track),
+            selectinload(TrackVersion.modules).selectinload(Module.items),
+        )
+    )
+
+
+async def get_owned(
+    db: AsyncSession, session_id: uuid.UUID, user_id: str
+) -> LearningSession | None:
+    """The session if it belongs to the user; another user's session does not exist."""
+    return await db.scalar(
+        select(LearningSession).where(
+            LearningSession.id == session_id, LearningSession.user_id == user_id
+        )
+    )
+
+
+async def active_for(db: AsyncSession, user_id: str, track_id: uuid.UUID) -> LearningSession | None:
+    return await db.scalar(
+        select(LearningSession).where(
+            LearningSession.user_id == user_id,
+            LearningSession.track_id == track_id,
+            LearningSession.status == SessionStatus.active.value,
+        )
+    )
+
+
+async def insert_active(db: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert an active session unless the user already has one on the track (the
+    partial unique index decides, also between concurrent requests)."""
+    stmt = (
+        insert(LearningSession)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["user_id", "track_id"], index_where=_ACTIVE)
+        .returning(LearningSession.id)
+    )
+    return (await db.execute(stmt)).first() is not None
+
+
+async def list_owned(
+    db: AsyncSession, user_id: str, *, status: str | None, limit: int
+) -> list[tuple[LearningSession, str, int]]:
+    """The user's sessions, newest first, with their track slug and version number."""
+    stmt = (
+        select(LearningSession, Track.slug, TrackVersion.version)
+        .join(Track, Track.id == LearningSession.track_id)
+        .join(TrackVersion, TrackVersion.id == LearningSession.track_version_id)
+        .where(LearningSession.user_id == user_id)
+        .order_by(LearningSession.created_at.desc(), LearningSession.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        stmt = stmt.where(LearningSession.status == status)
+    return [(row[0], row[1], row[2]) for row in (await db.execute(stmt)).all()]
+
+
+async def version_has_problem(db: AsyncSession, version_id: uuid.UUID, problem_id: str) -> bool:
+    stmt = select(
+        exists()
+        .where(CurriculumItem.module_id == Module.id)
+        .where(Module.track_version_id == version_id, CurriculumItem.problem_id == problem_id)
+    )
+    return bool(await db.scalar(stmt))
+
+
+async def upsert_projection(db: AsyncSession, data: SessionProjection) -> bool:
+    """Write a session's state unless a newer one is stored (``state_seq``), so a late
+    or retried write never overwrites a newer state. Returns whether it was written."""
+    progress = data.document.progress
+    values: dict[str, Any] = {
+        "id": data.session_id,
+        "user_id": data.user_id,
+        "track_id": data.track_id,
+        "track_version_id": data.track_version_id,
+        "status": progress.status.value,
+        "current_problem_id": progress.position.problem_id if progress.position else None,
+        "state": data.document.model_dump(mode="json"),
+        "state_seq": progress.seq,
+        "created_at": progress.started_at,
+        "ended_at": progress.ended_at,
+    }
+    insert_stmt = insert(LearningSession).values(**values)
+    stmt = insert_stmt.on_conflict_do_update(
+        index_elements=[LearningSession.id],
+        set_={
+            "status": insert_stmt.excluded.status,
+            "current_problem_id": insert_stmt.excluded.current_problem_id,
+            "state": insert_stmt.excluded.state,
+            "state_seq": insert_stmt.excluded.state_seq,
+            "ended_at": insert_stmt.excluded.ended_at,
+            "updated_at": func.now(),
+        },
+        where=LearningSession.state_seq < insert_stmt.excluded.state_seq,
+    ).returning(LearningSession.id)
+    return (await db.execute(stmt)).first() is not None

@@ -1,0 +1,198 @@
+"""Authoring tracks through the real path: the API checks problem ids through
+PublishTrackWorkflow (Problem Bank behind an activity) and publishes versions that
+running sessions never see."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Stack
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def admin(token_for: Callable[..., str]) -> Headers:
+    return {"Authorization": f"Bearer {token_for(f'author-{uuid.uuid4().hex[:6]}', ['admin'])}"}
+
+
+def new_slug() -> str:
+    return f"authored-{uuid.uuid4().hex[:8]}"
+
+
+def module(slug: str, *problems: str, prerequisites: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "title": slug.title(),
+        "prerequisites": prerequisites or [],
+        "items": [{"problem_id": p} for p in problems],
+    }
+
+
+def track(slug: str, modules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "title": "Authored",
+        "domain": "math",
+        "description": "made by a test",
+        "modules": modules,
+    }
+
+
+V1 = [
+    module("first", "math-derivative-power", "math-solve-linear"),
+    module("second", "math-expand-binomial", prerequisites=["first"]),
+]
+V2 = [
+    module("warmup", "math-limit-sine-ratio"),
+    module("first", "math-derivative-power", prerequisites=["warmup"]),
+]
+
+
+def problem_types(response: httpx.Response) -> list[tuple[str, list[str]]]:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    return [(e["type"], e["loc"]) for e in response.json()["errors"]]
+
+
+async def test_learners_get_403_on_author_endpoints(stack: Stack, auth: Headers) -> None:
+    client = stack.client
+    slug = "calculus-and-algebra"
+    calls = [
+        client.post("/v1/tracks", json=track(new_slug(), V1), headers=auth),
+        client.get(f"/v1/tracks/{slug}/draft", headers=auth),
+        client.put(f"/v1/tracks/{slug}/draft", json={"modules": V1}, headers=auth),
+        client.patch(f"/v1/tracks/{slug}", json={"title": "Mine now"}, headers=auth),
+        client.post(f"/v1/tracks/{slug}/publish", headers=auth),
+    ]
+    for response in [await c for c in calls]:
+        assert response.status_code == 403, (response.request.url, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get(f"/v1/tracks/{slug}", headers=auth)).json()["title"] != "Mine now"
+
+
+async def test_an_invalid_curriculum_is_refused_with_every_issue(
+    stack: Stack, admin: Headers
+) -> None:
+    client = stack.client
+    # Unknown problems: found by asking Problem Bank through the workflow.
+    unknown = await client.post(
+        "/v1/tracks",
+        json=track(new_slug(), [module("m", "math-solve-linear", "no-such-problem")]),
+        headers=admin,
+    )
+    assert problem_types(unknown) == [
+        ("unknown_problem", ["modules", "0", "items", "1", "problem_id"])
+    ]
+    assert "unknown problem id 'no-such-problem'" in unknown.json()["detail"]
+    # Structure: refused before anything is asked.
+    broken = await client.post(
+        "/v1/tracks",
+        json=track(
+            new_slug(),
+            [
+                module("a", "math-solve-linear", prerequisites=["b"]),
+                module("b", "math-expand-binomial", prerequisites=["a"]),
+                module("c"),
+            ],
+        ),
+        headers=admin,
+    )
+    kinds = {kind for kind, _ in problem_types(broken)}
+    assert kinds == {"cycle", "empty_module"}
+    assert "a -> b -> a" in str(broken.json()["errors"])
+    # Nothing was created by refused requests.
+    slug = new_slug()
+    await client.post("/v1/tracks", json=track(slug, [module("m")]), headers=admin)
+    assert (await client.get(f"/v1/tracks/{slug}/draft", headers=admin)).status_code == 404
+
+    created = await client.post("/v1/tracks", json=track(slug, V1), headers=admin)
+    assert created.status_code == 201, created.text
+    put = await client.put(
+        f"/v1/tracks/{slug}/draft",
+        json={"modules": [module("m", "math-solve-linear", "math-solve-linear")]},
+        headers=admin,
+    )
+    assert problem_types(put) == [("duplicate_item", ["modules", "0", "items", "1", "problem_id"])]
+    assert (await client.post("/v1/tracks", json=track(slug, V1), headers=admin)).status_code == 409
+
+
+async def test_publishing_a_new_version_keeps_running_sessions_on_theirs(
+    stack: Stack, admin: Headers, auth: Headers, token_for: Callable[..., str]
+) -> None:
+    client = stack.client
+    slug = new_slug()
+    created = await client.post("/v1/tracks", json=track(slug, V1), headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"/v1/tracks/{slug}/draft"
+    draft = created.json()
+    assert draft["published_version"] is None
+    first_item = draft["draft"]["modules"][0]["items"][0]
+    assert first_item["title"] == "Derivative of a polynomial"  # facts from Problem Bank
+    assert first_item["kind"] == "math_expr"
+    # Learners see only published versions.
+    assert (await client.get(f"/v1/tracks/{slug}", headers=auth)).status_code == 404
+    assert (
+        await client.post("/v1/sessions", json={"track_slug": slug}, headers=auth)
+    ).status_code == 404
+
+    v1 = await client.post(f"/v1/tracks/{slug}/publish", headers=admin)
+    assert v1.status_code == 200, v1.text
+    assert v1.json()["version"] == 1
+    assert [m["slug"] for m in v1.json()["modules"]] == ["first", "second"]
+    assert (await client.post(f"/v1/tracks/{slug}/publish", headers=admin)).status_code == 409
+
+    old = await client.post("/v1/sessions", json={"track_slug": slug}, headers=auth)
+    assert old.status_code == 201
+    old_id = old.json()["id"]
+    assert old.json()["track_version"] == 1
+
+    put = await client.put(f"/v1/tracks/{slug}/draft", json={"modules": V2}, headers=admin)
+    assert put.status_code == 200, put.text
+    assert put.json()["draft"]["version"] == 2
+    assert put.json()["published_version"] == 1
+    patched = await client.patch(
+        f"/v1/tracks/{slug}", json={"title": "Authored, revised"}, headers=admin
+    )
+    assert patched.json()["title"] == "Authored, revised"
+    v2 = await client.post(f"/v1/tracks/{slug}/publish", headers=admin)
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["version"] == 2
+    assert (await client.get(f"/v1/tracks/{slug}", headers=auth)).json()["version"] == 2
+
+    # The running session stays on version 1 and keeps working on it.
+    mine = (await client.get(f"/v1/sessions/{old_id}", headers=auth)).json()
+    assert mine["track_version"] == 1
+    assert [m["slug"] for m in mine["modules"]] == ["first", "second"]
+    r = await client.post(
+        "/v1/submissions",
+        json={"problem_id": "math-solve-linear", "session_id": old_id, "answer": "5"},
+        headers={**auth, "Prefer": "wait=30"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["verdict"] == "accepted"
+    only_in_v2 = await client.post(
+        "/v1/submissions",
+        json={"problem_id": "math-limit-sine-ratio", "session_id": old_id, "answer": "3"},
+        headers=auth,
+    )
+    assert only_in_v2.status_code == 422
+    # Starting again returns the running session, still on version 1.
+    again = await client.post("/v1/sessions", json={"track_slug": slug}, headers=auth)
+    assert (again.status_code, again.json()["track_version"]) == (200, 1)
+
+    # A new learner gets version 2.
+    other = {"Authorization": f"Bearer {token_for(f'learner-{uuid.uuid4().hex[:6]}')}"}
+    new = await client.post("/v1/sessions", json={"track_slug": slug}, headers=other)
+    assert new.status_code == 201
+    assert new.json()["track_version"] == 2
+    assert new.json()["track_title"] == "Authored, revised"
+    assert new.json()["current"]["problem_id"] == "math-limit-sine-ratio"
+    assert [m["slug"] for m in new.json()["modules"]] == ["warmup", "first"]
+    for sid, headers in ((old_id, auth), (new.json()["id"], other)):
+        await client.post(f"/v1/sessions/{sid}/end", headers=headers)

@@ -1,0 +1,302 @@
+"""Learning sessions through the real path: API -> Temporal (SessionWorkflow,
+SubmissionWorkflow) -> activities -> dev services -> PostgreSQL projection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.mastery import mastery_score
+from tests.conftest import Stack
+from tests.support import record_history
+
+MATH_TRACK = "calculus-and-algebra"
+SYSTEMS_TRACK = "systems-fundamentals"
+WAIT = {"Prefer": "wait=30"}
+WRONG = "12345"  # a well-formed answer no demo math problem expects
+
+Headers = dict[str, str]
+Bundle = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+async def start(client: httpx.AsyncClient, headers: Headers, slug: str) -> httpx.Response:
+    return await client.post("/v1/sessions", json={"track_slug": slug}, headers=headers)
+
+
+async def answer(
+    client: httpx.AsyncClient, headers: Headers, session_id: str, problem_id: str, text: str
+) -> dict[str, Any]:
+    r = await client.post(
+        "/v1/submissions",
+        json={"problem_id": problem_id, "session_id": session_id, "answer": text},
+        headers={**headers, **WAIT},
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def session_until(
+    client: httpx.AsyncClient,
+    headers: Headers,
+    session_id: str,
+    ready: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """The projected session once ``ready`` holds (projections follow signals by a few ms)."""
+    for _ in range(200):
+        r = await client.get(f"/v1/sessions/{session_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        body = dict(r.json())
+        if ready(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"session {session_id} never reached the expected state: {body}")
+
+
+def item_of(session: dict[str, Any], problem_id: str) -> dict[str, Any]:
+    for module in session["modules"]:
+        for item in module["items"]:
+            if item["problem_id"] == problem_id:
+                return dict(item)
+    raise KeyError(problem_id)
+
+
+async def test_a_learner_completes_the_math_track_by_mastery(
+    stack: Stack, auth: Headers, bundle_of: Bundle
+) -> None:
+    client = stack.client
+    r = await start(client, auth, MATH_TRACK)
+    assert r.status_code == 201, r.text
+    session = r.json()
+    sid = session["id"]
+    assert r.headers["location"] == f"/v1/sessions/{sid}"
+    assert session["status"] == "active"
+    assert session["current"]["problem_id"] == "math-derivative-power"
+    assert session["current"]["title"]  # titles come from the curriculum items
+    assert [m["status"] for m in session["modules"]] == ["available", "available", "locked"]
+    again = await start(client, auth, MATH_TRACK)
+    assert again.status_code == 200
+    assert again.json()["id"] == sid
+
+    track = (await client.get(f"/v1/tracks/{MATH_TRACK}", headers=auth)).json()
+    skills = {i["problem_id"]: i["skills"] for m in track["modules"] for i in m["items"]}
+    attempts: dict[str, list[int]] = {}  # problem -> [attempts, accepted]
+    wrong_first = {"math-derivative-power", "math-solve-linear", "math-definite-integral"}
+
+    while session["status"] == "active":
+        current = session["current"]
+        pid = current["problem_id"]
+        if not current["required"]:
+            assert session["next_actions"] == ["submit", "skip", "end"]
+        else:
+            if pid in wrong_first:
+                result = await answer(client, auth, sid, pid, WRONG)
+                assert result["verdict"] == "wrong_answer"
+                attempts.setdefault(pid, [0, 0])[0] += 1
+                refused = await client.post(
+                    f"/v1/sessions/{sid}/advance", json={"from_problem_id": pid}, headers=auth
+                )
+                assert refused.status_code == 409, refused.text
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                problem = refused.json()
+                assert problem["type"].endswith("/advance-refused")
+                assert f"'{pid}' is not mastered yet" in problem["detail"]
+                assert problem["errors"][0]["type"] == "not_mastered"
+            right = (await bundle_of(pid))["expected_answer"]
+            result = await answer(client, auth, sid, pid, right)
+            assert result["verdict"] == "accepted", result
+            counts = attempts.setdefault(pid, [0, 0])
+            counts[0] += 1
+            counts[1] += 1
+            after = await session_until(
+                client, auth, sid, lambda s, pid=pid: item_of(s, pid)["mastered"]
+            )
+            if after["status"] != "active":
+                session = after
+                break
+        r = await client.post(
+            f"/v1/sessions/{sid}/advance", json={"from_problem_id": pid}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+        session = r.json()
+        assert item_of(session, pid)["skipped"] == (not current["required"])
+
+    assert session["status"] == "completed"
+    assert session["current"] is None
+    assert session["ended_at"] is not None
+    assert session["progress"] == {
+        "modules_completed": 3,
+        "modules_total": 3,
+        "items_done": 9,
+        "items_total": 9,
+        "items_mastered": 9,
+        "percent": 100,
+    }
+    assert all(m["status"] == "completed" for m in session["modules"])
+    for pid, (tried, ok) in attempts.items():
+        item = item_of(session, pid)
+        assert (item["attempts"], item["accepted"], item["mastered"]) == (tried, ok, True)
+        assert item["hint_level"] == 0
+    expected: dict[str, list[int]] = {}
+    for pid, (tried, ok) in attempts.items():
+        for skill in skills[pid]:
+            e = expected.setdefault(skill, [0, 0])
+            e[0] += tried
+            e[1] += ok
+    assert session["mastery"] == {s: mastery_score(a, ok) for s, (a, ok) in expected.items()}
+    assert session["next_actions"] == ["start_new_session"]
+    workflow = stack.temporal.get_workflow_handle(f"session-{sid}")
+    assert (await workflow.result())["status"] == "completed"
+    # Signals, refused and accepted updates, projections: a history worth replaying.
+    await record_history(stack.temporal, f"session-{sid}", "session_completed_math_track")
+
+    listed = (await client.get("/v1/sessions", headers=auth)).json()["items"]
+    assert [(s["id"], s["status"], s["progress"]["percent"]) for s in listed] == [
+        (sid, "completed", 100)
+    ]
+    # A completed session takes no more submissions and no more advances.
+    late = await client.post(
+        "/v1/submissions",
+        json={"problem_id": "math-derivative-power", "session_id": sid, "answer": "1"},
+        headers=auth,
+    )
+    assert late.status_code == 422
+    assert (await client.post(f"/v1/sessions/{sid}/advance", headers=auth)).status_code == 409
+    # ...and the learner may start over.
+    assert (await start(client, auth, MATH_TRACK)).status_code == 201
+
+
+async def test_ending_a_session_frees_the_track_for_a_new_one(stack: Stack, auth: Headers) -> None:
+    client = stack.client
+    sid = (await start(client, auth, SYSTEMS_TRACK)).json()["id"]
+    r = await client.post(f"/v1/sessions/{sid}/end", headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ended"
+    assert r.json()["next_actions"] == ["start_new_session"]
+    again = await client.post(f"/v1/sessions/{sid}/end", headers=auth)
+    assert again.status_code == 200
+    assert again.json()["status"] == "ended"
+    refused = await client.post(f"/v1/sessions/{sid}/advance", headers=auth)
+    assert refused.status_code == 409
+    new = await start(client, auth, SYSTEMS_TRACK)
+    assert new.status_code == 201
+    assert new.json()["id"] != sid
+    statuses = {
+        s["id"]: s["status"]
+        for s in (await client.get("/v1/sessions", headers=auth)).json()["items"]
+    }
+    assert statuses == {sid: "ended", new.json()["id"]: "active"}
+    active = await client.get("/v1/sessions", params={"status": "active"}, headers=auth)
+    assert [s["id"] for s in active.json()["items"]] == [new.json()["id"]]
+
+
+async def test_another_users_session_is_404_on_every_endpoint(
+    stack: Stack, auth: Headers, token_for: Callable[..., str]
+) -> None:
+    client = stack.client
+    sid = (await start(client, auth, SYSTEMS_TRACK)).json()["id"]
+    other = {"Authorization": f"Bearer {token_for(f'intruder-{uuid.uuid4().hex[:6]}')}"}
+    calls = [
+        client.get(f"/v1/sessions/{sid}", headers=other),
+        client.post(f"/v1/sessions/{sid}/advance", headers=other),
+        client.post(f"/v1/sessions/{sid}/end", headers=other),
+        client.post(
+            "/v1/submissions",
+            json={"problem_id": "sys-cache-hit-rate", "session_id": sid, "answer": "0.5"},
+            headers=other,
+        ),
+    ]
+    for response in [await c for c in calls]:
+        assert response.status_code == 404, (response.request.url, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get("/v1/sessions", headers=other)).json()["items"] == []
+    # Untouched: still active for its owner.
+    mine = await client.get(f"/v1/sessions/{sid}", headers=auth)
+    assert mine.json()["status"] == "active"
+    await client.post(f"/v1/sessions/{sid}/end", headers=auth)
+
+
+async def test_a_submission_outside_the_sessions_track_version_is_422(
+    stack: Stack, auth: Headers
+) -> None:
+    client = stack.client
+    sid = (await start(client, auth, SYSTEMS_TRACK)).json()["id"]
+    r = await client.post(
+        "/v1/submissions",
+        json={"problem_id": "math-solve-linear", "session_id": sid, "answer": "5"},
+        headers=auth,
+    )
+    assert r.status_code == 422, r.text
+    assert "not part of the track version" in r.json()["detail"]
+    await client.post(f"/v1/sessions/{sid}/end", headers=auth)
+
+
+async def test_starting_a_session_on_an_unknown_track_is_404(stack: Stack, auth: Headers) -> None:
+    r = await start(stack.client, auth, "no-such-track")
+    assert r.status_code == 404
+    assert (await stack.client.get(f"/v1/sessions/{uuid.uuid4()}", headers=auth)).status_code == 404
+
+
+@pytest.mark.parametrize("concurrent", [4])
+async def test_concurrent_starts_make_one_session(
+    stack: Stack, auth: Headers, concurrent: int
+) -> None:
+    responses = await asyncio.gather(
+        *(start(stack.client, auth, SYSTEMS_TRACK) for _ in range(concurrent))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * (concurrent - 1) + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    await stack.client.post(f"/v1/sessions/{responses[0].json()['id']}/end", headers=auth)
+
+
+async def test_an_older_projection_never_overwrites_a_newer_one(
+    stack: Stack, auth: Headers
+) -> None:
+    from activities.deps import ActivityDeps
+    from activities.sessions import SessionActivities
+    from domain.sessions import SessionDocument, SessionProjection
+    from store.models import LearningSession
+
+    client = stack.client
+    ended = (await start(client, auth, SYSTEMS_TRACK)).json()
+    ended = (await client.post(f"/v1/sessions/{ended['id']}/end", headers=auth)).json()
+    sessionmaker = stack.app.state.resources.sessionmaker
+    async with sessionmaker() as db:
+        row = await db.get(LearningSession, uuid.UUID(ended["id"]))
+        assert row is not None
+        document = SessionDocument.model_validate(row.state)
+        base = {
+            "user_id": row.user_id,
+            "track_id": row.track_id,
+            "track_version_id": row.track_version_id,
+        }
+    project = SessionActivities(
+        ActivityDeps(settings=stack.settings, sessionmaker=sessionmaker, redis=None, http=None)  # type: ignore[arg-type]
+    ).project
+
+    def at(seq: int, session_id: uuid.UUID = uuid.UUID(ended["id"])) -> SessionProjection:
+        progress = document.progress.model_copy(update={"seq": seq})
+        return SessionProjection(
+            session_id=session_id,
+            document=document.model_copy(update={"progress": progress}),
+            **base,
+        )
+
+    assert await project(at(10)) is True
+    assert await project(at(7)) is False  # late, older: ignored
+    assert await project(at(10)) is False  # a retried attempt: nothing changes
+    async with sessionmaker() as db:
+        row = await db.get(LearningSession, uuid.UUID(ended["id"]))
+        assert row is not None
+        assert (row.state_seq, row.state["progress"]["seq"]) == (10, 10)
+    # Keyed by the session id: a projection of a session without a row creates it.
+    orphan = uuid.uuid4()
+    assert await project(at(3, orphan)) is True
+    async with sessionmaker() as db:
+        created = await db.get(LearningSession, orphan)
+        assert created is not None
+        assert created.status == "ended"
