@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,21 +16,34 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from api.auth import JwtVerifier
 from api.deps import Resources
 from api.errors import install_error_handlers
-from api.routers import health, submissions, tracks
+from api.middleware import ProblemCORSMiddleware, install_edge
+from api.openapi import install_openapi
+from api.routers import authoring, health, sessions, submissions, tracks, tutor
 from domain.settings import Settings, SettingsError, get_settings
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("co.api")
 
-ROUTERS = (health.router, tracks.router, submissions.router)
+ROUTERS = (
+    health.router,
+    tracks.router,
+    authoring.router,
+    sessions.router,
+    submissions.router,
+    tutor.router,
+)
 
 
 def _verifier(settings: Settings) -> JwtVerifier:
     pem = settings.public_key_pem()
-    if not pem:
-        raise SettingsError("Configuration error:\n  CO_JWT_PUBLIC_KEY is required")
+    jwks_url = str(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+    if not pem and not jwks_url:
+        raise SettingsError(
+            "Configuration error:\n  CO_JWT_PUBLIC_KEY (or CO_JWT_JWKS_URL) is required"
+        )
     return JwtVerifier.from_pem(
         pem,
+        jwks_url=jwks_url,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway_seconds=settings.jwt_leeway_seconds,
@@ -84,8 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
+    install_edge(app, settings)  # before CORS, so CORS wraps 413/422/429 answers
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],

@@ -15,7 +15,7 @@ Eval
 
 Tutor
     ``POST /v1/hints/stream`` ``TutorRequest`` -> ``application/x-ndjson`` stream of ``TutorChunk``
-        (needs ``X-Internal-Token``)
+        (needs ``X-Internal-Token``). See "The Tutor contract" below.
 
 Errors are ``application/problem+json`` with the HTTP status carrying the class:
 4xx means the request is wrong and retrying cannot help; 429/5xx are transient.
@@ -133,6 +133,7 @@ class EvalRequest(_Contract):
     expected_answer: str | None = None
     variables: list[str] = Field(default_factory=list)
     tolerance: float | None = None
+    choices: list[str] = Field(default_factory=list)  # multiple_choice: the valid choice ids
     limits: EvalLimits = Field(default_factory=EvalLimits)
 
 
@@ -162,14 +163,79 @@ class EvalResponse(_Contract):
     memory_kb: int | None = None
 
 
+# --------------------------------------------------------------------------- Tutor
+#
+# The Tutor contract
+#
+# ``POST /v1/hints/stream`` with a ``TutorRequest`` JSON body and ``X-Internal-Token``.
+# Errors before the stream starts are problem+json with the usual classes (401/422 are
+# final, 429/503 transient). A 200 answer is ``application/x-ndjson``: one ``TutorChunk``
+# per line, ``token`` chunks in order and then exactly one ``done``; a stream that ends
+# without ``done``, or with an ``error`` chunk, failed part-way and may be retried.
+#
+# The request is self-contained: CO sends the *public* problem (statement, hint ladder,
+# public tests) and the public part of the learner's last result, so the Tutor needs no
+# access to Problem Bank and can only ever know what a learner may see. Hidden tests and
+# the reference solution are never sent.
+#
+# Resuming: a retried request carries ``continue_from`` = N, the number of characters of
+# the answer the caller already has (and, as ``prefix``, those characters). The Tutor
+# answers only the rest: the first token's ``offset`` is N. Token offsets let the caller
+# check that nothing was skipped or repeated. A deterministic Tutor (the dev one) resumes
+# by skipping N characters of the answer it would give; a generative one continues the
+# ``prefix`` (assistant prefill).
+
+MAX_TUTOR_MESSAGE_CHARS = 4000
+
+
+class TutorTestResult(_Contract):
+    """One *public* test of the learner's last result; hidden tests are never included."""
+
+    __test__ = False
+
+    label: str
+    passed: bool
+    args: list[Any] | None = None
+    expected: Any = None
+    actual: Any = None
+    error: str | None = None
+
+
+class TutorLastResult(_Contract):
+    """The learner's last result on the problem, reduced to what the learner saw."""
+
+    verdict: Verdict
+    message: str = ""
+    passed: int = 0
+    total: int = 0
+    failing_public_tests: list[TutorTestResult] = Field(default_factory=list)
+
+
 class TutorRequest(_Contract):
-    problem_id: str
-    hint_level: Annotated[int, Field(ge=1, le=3)]
-    message: str
-    last_result: dict[str, Any] | None = None  # public part of the learner's last result
-    attempts: int = 0
+    turn_id: str = Field(description="CO's message id: the same on every retry of one turn.")
+    problem: ProblemPublic
+    hint_level: Annotated[int, Field(ge=1, le=3)] = Field(
+        description="1 nudges, 2 names the concept, 3 shows the approach."
+    )
+    message: Annotated[str, Field(max_length=MAX_TUTOR_MESSAGE_CHARS)]
+    last_result: TutorLastResult | None = None
+    failed_attempts: Annotated[int, Field(ge=0)] = 0
+    allow_solution: bool = Field(
+        default=False, description="Whether the answer may contain a full solution."
+    )
+    continue_from: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Characters of the answer the caller already has."
+    )
+    prefix: str = Field(default="", description="Those characters, for a generative Tutor.")
 
 
 class TutorChunk(_Contract):
+    """One NDJSON line of the answer stream."""
+
     type: Literal["token", "done", "error"]
     text: str = ""
+    offset: int | None = Field(
+        default=None,
+        description="token: the character offset of ``text`` in the whole answer; "
+        "done: the answer's length.",
+    )

@@ -6,15 +6,35 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from activities.curricula import CurriculumActivities
 from activities.deps import ActivityDeps
+from activities.sessions import SessionActivities
 from activities.submissions import SubmissionActivities
+from activities.tutor import TutorActivities
+from workflows.publish import PublishTrackWorkflow
+from workflows.session import SessionWorkflow
 from workflows.submission import SubmissionWorkflow
+from workflows.tutor import TutorTurnWorkflow
 
 
 def workflows() -> Sequence[type]:
-    return [SubmissionWorkflow]
+    return [SubmissionWorkflow, SessionWorkflow, PublishTrackWorkflow, TutorTurnWorkflow]
 
 
 def activities(deps: ActivityDeps) -> Sequence[Callable[..., Any]]:
     submissions = SubmissionActivities(deps)
-    return [submissions.begin, submissions.evaluate, submissions.persist_result]
+    sessions = SessionActivities(deps)
+    curricula = CurriculumActivities(deps)
+    tutor = TutorActivities(deps)
+    return [
+        submissions.begin,
+        submissions.evaluate,
+        submissions.persist_result,
+        sessions.project,
+        curricula.fetch_problems,
+        curricula.publish_version,
+        tutor.begin,
+        tutor.stream,
+        tutor.finish,
+        tutor.fail,
+    ]

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
+from temporalio.worker import Worker
 
 from domain.settings import Settings
 from tests.integration.edge_support import new_app
@@ -87,9 +88,12 @@ async def test_fuzz_every_operation_against_the_spec(
     make_settings: Callable[..., Settings],
     token_for: Callable[..., str],
     seeded: dict[str, str],
+    worker: Worker,
+    task_queue: str,
 ) -> None:
-    # A high limit: the fuzzer is one user firing hundreds of requests.
-    app = new_app(make_settings(rate_limit_per_minute=1_000_000))
+    # A high limit: the fuzzer is one user firing hundreds of requests. The run's worker
+    # serves the task queue, so operations that wait for a workflow get their answer.
+    app = new_app(make_settings(rate_limit_per_minute=1_000_000, temporal_task_queue=task_queue))
     spec = app.openapi()
     headers = {"Authorization": f"Bearer {token_for('fuzzer', roles=['admin'])}"}
     async with serve_app(app) as base_url:

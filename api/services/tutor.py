@@ -1,0 +1,305 @@
+"""Tutor turns: starting one, resuming its stream, reading transcripts.
+
+The POST checks the session (the caller's) and the problem (in a published track),
+decides the hint level with the pure policy, takes an SSE slot, starts
+``TutorTurnWorkflow`` (ids and the decision only) and then writes the row the workflow
+waits for – the same order as submissions, so a crash in between leaves a workflow that
+gives up, never a row nobody answers. An ``Idempotency-Key`` maps a retried POST onto the
+same turn, which is streamed again from the start instead of being asked twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.auth import Principal
+from api.errors import ApiError, NotFound, ServiceUnavailable, TooManyRequests, Unprocessable
+from api.sse_slots import Lease, Refusal, SseSlots
+from api.tutor_relay import valid_entry_id
+from domain.hints import decide
+from domain.settings import Settings
+from domain.temporal import (
+    CO_PROBLEM_ID,
+    CO_SESSION_ID,
+    CO_STATUS,
+    CO_USER_ID,
+    tutor_workflow_id,
+)
+from domain.tutor import (
+    MetaEvent,
+    TurnStatus,
+    TutorMessageCreate,
+    TutorMessageOut,
+    TutorMessagePage,
+    TutorTurnInput,
+    message_id_for_key,
+    stream_key,
+)
+from store import tracks as track_repo
+from store import tutor as repo
+from store.models import TutorMessage
+
+IDEMPOTENCY_KEY_MAX = 200
+
+log = logging.getLogger("co.api.tutor")
+
+
+class Gone(ApiError):
+    status, slug, title = 410, "gone", "Gone"
+
+
+@dataclass(frozen=True)
+class OpenStream:
+    """What the relay needs: the first event, where to start, and the slot it holds."""
+
+    meta: MetaEvent
+    lease: Lease
+    after: str | None = None
+
+
+def slots_for(redis: Redis, settings: Settings) -> SseSlots:
+    return SseSlots(
+        redis, max_streams=settings.sse_max_streams, ttl_seconds=settings.sse_slot_ttl_seconds
+    )
+
+
+async def _acquire(slots: SseSlots, user_id: str) -> Lease:
+    got = await slots.acquire(user_id)
+    if isinstance(got, Refusal):
+        raise TooManyRequests(
+            f"at most {slots.max_streams} tutor streams may be open at once; "
+            "close one or retry shortly",
+            headers={"Retry-After": str(got.retry_after)},
+        )
+    return got
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+        raise Unprocessable(
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters"
+        )
+    return key
+
+
+def _capped(row: TutorMessage) -> bool:
+    return row.hint_level_requested is not None and row.hint_level_requested > row.hint_level
+
+
+def meta_of(row: TutorMessage, *, resumed: bool) -> MetaEvent:
+    return MetaEvent(
+        message_id=row.id,
+        session_id=row.session_id,
+        problem_id=row.problem_id,
+        hint_level=row.hint_level,
+        hint_level_requested=row.hint_level_requested,
+        capped=_capped(row),
+        status=TurnStatus(row.status),
+        resumed=resumed,
+    )
+
+
+async def _ensure_streamable(redis: Redis, row: TutorMessage) -> None:
+    if row.status != TurnStatus.streaming and not await redis.exists(stream_key(row.id)):
+        raise Gone(
+            "this answer is no longer available as a stream; "
+            f"read it at /v1/tutor/messages/{row.id}"
+        )
+
+
+async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnInput) -> None:
+    try:
+        await temporal.start_workflow(
+            "TutorTurnWorkflow",
+            data,
+            id=tutor_workflow_id(data.message_id),
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(CO_USER_ID, data.user_id),
+                    SearchAttributePair(CO_PROBLEM_ID, data.problem_id),
+                    SearchAttributePair(CO_SESSION_ID, str(data.session_id)),
+                    SearchAttributePair(CO_STATUS, TurnStatus.streaming.value),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # the turn already ran: its stream (or transcript) is the answer
+    except RPCError as exc:
+        log.warning("tutor turn not started", extra={"error": repr(exc)[:300]})
+        raise ServiceUnavailable(
+            "the tutor cannot take questions right now; retry shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+async def start_turn(
+    db: AsyncSession,
+    redis: Redis,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    body: TutorMessageCreate,
+    *,
+    idempotency_key: str | None,
+) -> OpenStream:
+    if len(body.message) > settings.tutor_max_message_chars:
+        raise Unprocessable(f"message is longer than {settings.tutor_max_message_chars} characters")
+    user_id = principal.user_id
+    if await repo.owned_session(db, body.session_id, user_id) is None:
+        raise NotFound(f"no session {body.session_id}")
+    if await track_repo.published_item(db, body.problem_id) is None:
+        raise NotFound(f"problem '{body.problem_id}' is not part of any published track")
+    key = _check_key(idempotency_key)
+    message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
+    slots = slots_for(redis, settings)
+
+    existing = await repo.get_owned(db, message_id, user_id)
+    if existing is not None:
+        same = (
+            existing.session_id == body.session_id
+            and existing.problem_id == body.problem_id
+            and existing.message == body.message
+            and existing.hint_level_requested == body.hint_level
+        )
+        if not same:
+            raise Unprocessable("this Idempotency-Key was already used with a different request")
+        await _ensure_streamable(redis, existing)
+        return OpenStream(meta_of(existing, resumed=False), await _acquire(slots, user_id))
+
+    facts = await repo.hint_facts(db, user_id, body.problem_id)
+    decision = decide(facts, body.hint_level)
+    lease = await _acquire(slots, user_id)
+    try:
+        await start_workflow(
+            temporal,
+            settings,
+            TutorTurnInput(
+                message_id=message_id,
+                user_id=user_id,
+                session_id=body.session_id,
+                problem_id=body.problem_id,
+                decision=decision,
+            ),
+        )
+        row = await repo.insert_if_absent(
+            db,
+            {
+                "id": message_id,
+                "user_id": user_id,
+                "session_id": body.session_id,
+                "problem_id": body.problem_id,
+                "message": body.message,
+                "hint_level_requested": body.hint_level,
+                "hint_level": decision.granted,
+                "status": TurnStatus.streaming.value,
+            },
+        )
+        await db.commit()  # the workflow is waiting for this row
+    except BaseException:
+        await lease.release()
+        raise
+    return OpenStream(meta_of(row, resumed=False), lease)
+
+
+async def open_stream(
+    db: AsyncSession,
+    redis: Redis,
+    settings: Settings,
+    principal: Principal,
+    message_id: uuid.UUID,
+    *,
+    last_event_id: str | None,
+) -> OpenStream:
+    row = await repo.get_owned(db, message_id, principal.user_id)
+    if row is None:
+        raise NotFound(f"no tutor message {message_id}")
+    after = last_event_id.strip() if last_event_id else None
+    if after is not None and not valid_entry_id(after):
+        raise Unprocessable("Last-Event-ID must be the id of an event of this stream")
+    await _ensure_streamable(redis, row)
+    lease = await _acquire(slots_for(redis, settings), principal.user_id)
+    return OpenStream(meta_of(row, resumed=after is not None), lease, after)
+
+
+def to_out(row: TutorMessage) -> TutorMessageOut:
+    return TutorMessageOut(
+        id=row.id,
+        session_id=row.session_id,
+        problem_id=row.problem_id,
+        message=row.message,
+        hint_level=row.hint_level,
+        hint_level_requested=row.hint_level_requested,
+        capped=_capped(row),
+        status=TurnStatus(row.status),
+        response=row.response,
+        error=row.error,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+        links={
+            "self": f"/v1/tutor/messages/{row.id}",
+            "stream": f"/v1/tutor/messages/{row.id}/stream",
+        },
+    )
+
+
+async def get(db: AsyncSession, principal: Principal, message_id: uuid.UUID) -> TutorMessageOut:
+    row = await repo.get_owned(db, message_id, principal.user_id)
+    if row is None:
+        raise NotFound(f"no tutor message {message_id}")
+    return to_out(row)
+
+
+def _encode_cursor(row: TutorMessage) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, mid = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(mid)
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("cursor is not valid; use the next_cursor of a previous page") from None
+
+
+async def list_for_session(
+    db: AsyncSession,
+    principal: Principal,
+    session_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> TutorMessagePage:
+    if await repo.owned_session(db, session_id, principal.user_id) is None:
+        raise NotFound(f"no session {session_id}")
+    after = _decode_cursor(cursor) if cursor else None
+    rows = await repo.list_for_session(
+        db, session_id, principal.user_id, limit=limit + 1, after=after
+    )
+    page, more = rows[:limit], len(rows) > limit
+    return TutorMessagePage(
+        items=[to_out(r) for r in page],
+        next_cursor=_encode_cursor(page[-1]) if more and page else None,
+    )

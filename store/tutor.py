@@ -1,0 +1,142 @@
+"""Repository functions for tutor turns and the facts the hint policy counts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.hints import HintFacts
+from domain.tutor import TurnStatus
+from store.models import LearningSession, Result, Submission, TutorMessage
+
+
+async def owned_session(
+    db: AsyncSession, session_id: uuid.UUID, user_id: str
+) -> LearningSession | None:
+    return await db.scalar(
+        select(LearningSession).where(
+            LearningSession.id == session_id, LearningSession.user_id == user_id
+        )
+    )
+
+
+async def get_owned(db: AsyncSession, message_id: uuid.UUID, user_id: str) -> TutorMessage | None:
+    return await db.scalar(
+        select(TutorMessage).where(TutorMessage.id == message_id, TutorMessage.user_id == user_id)
+    )
+
+
+async def hint_facts(
+    db: AsyncSession, user_id: str, problem_id: str, *, exclude: uuid.UUID | None = None
+) -> HintFacts:
+    """Failed attempts (completed, not accepted) and hints already given on one problem.
+
+    Turns still streaming count as given: a learner who fires several requests at once
+    must not unlock levels faster than one who waits for each answer. Failed turns gave
+    nothing and do not count.
+    """
+    failed = await db.scalar(
+        select(func.count())
+        .select_from(Submission)
+        .where(
+            Submission.user_id == user_id,
+            Submission.problem_id == problem_id,
+            Submission.status == "completed",
+            Submission.verdict != "accepted",
+        )
+    )
+    stmt = select(func.count(), func.coalesce(func.max(TutorMessage.hint_level), 0)).where(
+        TutorMessage.user_id == user_id,
+        TutorMessage.problem_id == problem_id,
+        TutorMessage.status != TurnStatus.failed.value,
+    )
+    if exclude is not None:
+        stmt = stmt.where(TutorMessage.id != exclude)
+    count, highest = (await db.execute(stmt)).one()
+    return HintFacts(
+        failed_attempts=int(failed or 0),
+        prior_hints=int(count),
+        highest_prior_level=min(int(highest), 3),
+    )
+
+
+async def last_result(
+    db: AsyncSession, user_id: str, problem_id: str
+) -> tuple[Submission, Result] | None:
+    """The learner's newest evaluated submission on a problem, with its result."""
+    row = (
+        await db.execute(
+            select(Submission, Result)
+            .join(Result, Result.submission_id == Submission.id)
+            .where(
+                Submission.user_id == user_id,
+                Submission.problem_id == problem_id,
+                Submission.status == "completed",
+            )
+            .order_by(Submission.completed_at.desc().nulls_last(), Submission.created_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    return row[0], row[1]
+
+
+async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> TutorMessage:
+    """Insert a turn unless its id exists (a retried POST with the same Idempotency-Key)."""
+    await db.execute(insert(TutorMessage).values(**values).on_conflict_do_nothing())
+    row = await db.get(TutorMessage, values["id"], populate_existing=True)
+    assert row is not None
+    return row
+
+
+async def finish(
+    db: AsyncSession,
+    message_id: uuid.UUID,
+    status: TurnStatus,
+    response: str,
+    *,
+    error: str | None = None,
+) -> bool:
+    """Store the transcript and close the turn once; False when it was already closed."""
+    result = await db.execute(
+        update(TutorMessage)
+        .where(TutorMessage.id == message_id, TutorMessage.status == TurnStatus.streaming.value)
+        .values(
+            status=status.value,
+            response=response,
+            error=error,
+            completed_at=datetime.now(UTC),
+        )
+        .returning(TutorMessage.id)
+    )
+    return result.first() is not None
+
+
+async def list_for_session(
+    db: AsyncSession,
+    session_id: uuid.UUID,
+    user_id: str,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[TutorMessage]:
+    """A session's turns in conversation order, keyset-paginated on (created_at, id)."""
+    stmt = select(TutorMessage).where(
+        TutorMessage.session_id == session_id, TutorMessage.user_id == user_id
+    )
+    if after is not None:
+        created, mid = after
+        stmt = stmt.where(
+            or_(
+                TutorMessage.created_at > created,
+                and_(TutorMessage.created_at == created, TutorMessage.id > mid),
+            )
+        )
+    stmt = stmt.order_by(TutorMessage.created_at, TutorMessage.id).limit(limit)
+    return list((await db.scalars(stmt)).all())
