@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack
+from tests.support import record_history
 
 Headers = dict[str, str]
 
@@ -164,6 +165,10 @@ async def test_publishing_a_new_version_keeps_running_sessions_on_theirs(
     assert v2.status_code == 200, v2.text
     assert v2.json()["version"] == 2
     assert (await client.get(f"/v1/tracks/{slug}", headers=auth)).json()["version"] == 2
+    query = f"WorkflowType = 'PublishTrackWorkflow' AND CoTrackSlug = '{slug}'"
+    published = [w.id async for w in stack.temporal.list_workflows(query)]
+    if published:
+        await record_history(stack.temporal, published[0], "publish_track_version")
 
     # The running session stays on version 1 and keeps working on it.
     mine = (await client.get(f"/v1/sessions/{old_id}", headers=auth)).json()

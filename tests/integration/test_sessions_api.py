@@ -153,6 +153,9 @@ async def test_a_learner_completes_the_math_track_by_mastery(
     assert (await workflow.result())["status"] == "completed"
     # Signals, refused and accepted updates, projections: a history worth replaying.
     await record_history(stack.temporal, f"session-{sid}", "session_completed_math_track")
+    await record_history(
+        stack.temporal, f"submission-{result['id']}", "submission_accepted_in_session"
+    )
 
     listed = (await client.get("/v1/sessions", headers=auth)).json()["items"]
     assert [(s["id"], s["status"], s["progress"]["percent"]) for s in listed] == [

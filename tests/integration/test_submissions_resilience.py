@@ -57,6 +57,8 @@ async def test_eval_503_twice_then_the_right_verdict(
         assert r.json()["verdict"] == "wrong_answer", r.json()
         assert proxy.calls == 4
         assert proxy.forwarded == 1
+        sid = r.json()["id"]
+        await record_history(iso.temporal, f"submission-{sid}", "submission_eval_retried")
 
 
 async def test_eval_400_ends_in_internal_error_promptly(
@@ -73,6 +75,8 @@ async def test_eval_400_ends_in_internal_error_promptly(
         assert "injected" not in json.dumps(body)  # upstream text is for operators only
         assert proxy.calls == 1  # not retried
         assert time.monotonic() - started < 15
+        sid = body["id"]
+        await record_history(iso.temporal, f"submission-{sid}", "submission_internal_error")
 
 
 async def test_hidden_test_markers_never_leave_the_service(

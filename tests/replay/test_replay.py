@@ -25,3 +25,17 @@ async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=list(workflows()), data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
+
+
+async def test_an_unpatched_change_is_caught_by_the_recorded_histories() -> None:
+    from temporalio.workflow import NondeterminismError
+
+    from tests.replay.altered_workflows import SubmissionWorkflowWithoutBegin
+
+    path = Path(__file__).parent / "histories" / "submission_runtime_error.json"
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[SubmissionWorkflowWithoutBegin], data_converter=pydantic_data_converter
+    )
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)
