@@ -44,7 +44,6 @@ DEFAULTS = {
 }
 
 
-
 class DevError(RuntimeError):
     pass
 

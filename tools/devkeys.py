@@ -68,7 +68,8 @@ def make_token(
         "roles": roles or [],
     }
     payload.update(claims)
-    return jwt.encode(payload, private_pem, algorithm="RS256", headers=headers)
+    token: str = jwt.encode(payload, private_pem, algorithm="RS256", headers=headers)
+    return token
 
 
 def main(argv: list[str] | None = None) -> int:
