@@ -9,11 +9,9 @@ submission id, finds the same workflow and never evaluates twice.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
@@ -27,6 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal
 from api.errors import NotFound, PayloadTooLarge, Unprocessable
+from api.pagination import decode_cursor, encode_cursor
 from domain.settings import Settings
 from domain.submissions import (
     ResultOut,
@@ -230,20 +229,6 @@ async def get(db: AsyncSession, principal: Principal, submission_id: uuid.UUID) 
     return await to_out(db, row)
 
 
-def _encode_cursor(row: Submission) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, sid = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(sid)
-    except (ValueError, UnicodeDecodeError):
-        raise Unprocessable("cursor is not valid; use the next_cursor of a previous page") from None
-
-
 async def list_(
     db: AsyncSession,
     principal: Principal,
@@ -253,7 +238,7 @@ async def list_(
     limit: int,
     cursor: str | None,
 ) -> SubmissionPage:
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
     rows = await repo.list_owned(
         db,
         principal.user_id,
@@ -266,5 +251,5 @@ async def list_(
     results = await repo.results_for(db, [r.id for r in page])
     return SubmissionPage(
         items=[_out(r, results.get(r.id)) for r in page],
-        next_cursor=_encode_cursor(page[-1]) if more and page else None,
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more and page else None,
     )

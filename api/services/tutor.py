@@ -10,11 +10,9 @@ same turn, which is streamed again from the start instead of being asked twice.
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +28,7 @@ from temporalio.service import RPCError
 
 from api.auth import Principal
 from api.errors import ApiError, NotFound, ServiceUnavailable, TooManyRequests, Unprocessable
+from api.pagination import decode_cursor, encode_cursor
 from api.sse_slots import Lease, Refusal, SseSlots
 from api.tutor_relay import valid_entry_id
 from domain.hints import decide
@@ -270,20 +269,6 @@ async def get(db: AsyncSession, principal: Principal, message_id: uuid.UUID) -> 
     return to_out(row)
 
 
-def _encode_cursor(row: TutorMessage) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, mid = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(mid)
-    except (ValueError, UnicodeDecodeError):
-        raise Unprocessable("cursor is not valid; use the next_cursor of a previous page") from None
-
-
 async def list_for_session(
     db: AsyncSession,
     principal: Principal,
@@ -294,12 +279,12 @@ async def list_for_session(
 ) -> TutorMessagePage:
     if await repo.owned_session(db, session_id, principal.user_id) is None:
         raise NotFound(f"no session {session_id}")
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     rows = await repo.list_for_session(
         db, session_id, principal.user_id, limit=limit + 1, after=after
     )
     page, more = rows[:limit], len(rows) > limit
     return TutorMessagePage(
         items=[to_out(r) for r in page],
-        next_cursor=_encode_cursor(page[-1]) if more and page else None,
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more and page else None,
     )
