@@ -130,3 +130,28 @@ async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> 
         admin = await asyncpg.connect(host=PG_HOST, user=PG_USER, database="postgres")
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CO_REDIS_URL", "redis://127.0.0.1:1/0", "Redis is not reachable"),
+        ("CO_DB_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/x", "PostgreSQL is not reachable"),
+    ],
+)
+def test_make_dev_says_what_is_unreachable_and_exits_non_zero(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+    env.update({"CO_DEV_STATE_DIR": str(tmp_path), variable: value})
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.dev"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert says in done.stderr
+    assert "start it" in done.stderr.split(says, 1)[1].lower()  # and how to start it
