@@ -50,6 +50,7 @@ from domain.tutor import (
     message_id_for_key,
     stream_key,
 )
+from store import sessions as session_repo
 from store import tracks as track_repo
 from store import tutor as repo
 from store.models import TutorMessage
@@ -165,10 +166,16 @@ async def start_turn(
     if len(body.message) > settings.tutor_max_message_chars:
         raise Unprocessable(f"message is longer than {settings.tutor_max_message_chars} characters")
     user_id = principal.user_id
-    if await repo.owned_session(db, body.session_id, user_id) is None:
+    session = await repo.owned_session(db, body.session_id, user_id)
+    if session is None:
         raise NotFound(f"no session {body.session_id}")
     if await track_repo.published_item(db, body.problem_id) is None:
         raise NotFound(f"problem '{body.problem_id}' is not part of any published track")
+    if not await session_repo.version_has_problem(db, session.track_version_id, body.problem_id):
+        raise Unprocessable(
+            f"problem '{body.problem_id}' is not part of the track version of "
+            f"session {body.session_id}"
+        )
     key = _check_key(idempotency_key)
     message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
     slots = slots_for(redis, settings)

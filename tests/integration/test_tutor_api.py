@@ -254,6 +254,11 @@ async def test_sessions_messages_and_problems_of_others_are_not_found(
     assert_problem(await client.get(f"{URL}/{uuid.uuid4()}/stream", headers=auth), 404)
     too_long = ask(session_id, "x" * (tutor_stack.settings.tutor_max_message_chars + 1))
     assert_problem(await client.post(URL, headers=auth, json=too_long), 422)
+    # A published problem of another track is not this session's to ask about.
+    elsewhere = {**ask(session_id), "problem_id": "math-derivative-power"}
+    refused = await client.post(URL, headers=auth, json=elsewhere)
+    assert_problem(refused, 422)
+    assert "track version" in refused.json()["detail"]
 
 
 async def test_a_retried_post_with_the_same_idempotency_key_streams_the_same_turn(
