@@ -25,6 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal
 from api.errors import NotFound, PayloadTooLarge, Unprocessable
+from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
 from domain.settings import Settings
 from domain.submissions import (
@@ -45,7 +46,6 @@ from store import tracks as track_repo
 from store.models import Result, Submission
 
 MAX_WAIT_SECONDS = 30
-IDEMPOTENCY_KEY_MAX = 200
 
 
 def parse_prefer_wait(prefer: str | None) -> float:
@@ -84,16 +84,6 @@ def _check_body(body: SubmissionCreate, kind: EvalKind, settings: Settings) -> N
             raise Unprocessable(f"problem {body.problem_id} takes an 'answer'")
         if body.code is not None:
             raise Unprocessable("an answer problem takes 'answer', not 'code'")
-
-
-def _check_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
-        raise Unprocessable(
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters"
-        )
-    return key
 
 
 async def start_workflow(
@@ -148,7 +138,7 @@ async def create(
                 f"problem '{body.problem_id}' is not part of the track version of "
                 f"session {body.session_id}"
             )
-    key = _check_key(idempotency_key)
+    key = check_idempotency_key(idempotency_key)
     submission_id = (
         submission_id_for_key(principal.user_id, key) if key is not None else uuid.uuid4()
     )

@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 
 from api.auth import Principal
 from api.errors import ApiError, NotFound, ServiceUnavailable, TooManyRequests, Unprocessable
+from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
 from api.sse_slots import Lease, Refusal, SseSlots
 from api.tutor_relay import valid_entry_id
@@ -54,8 +55,6 @@ from store import sessions as session_repo
 from store import tracks as track_repo
 from store import tutor as repo
 from store.models import TutorMessage
-
-IDEMPOTENCY_KEY_MAX = 200
 
 log = logging.getLogger("co.api.tutor")
 
@@ -88,16 +87,6 @@ async def _acquire(slots: SseSlots, user_id: str) -> Lease:
             headers={"Retry-After": str(got.retry_after)},
         )
     return got
-
-
-def _check_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
-        raise Unprocessable(
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters"
-        )
-    return key
 
 
 def _capped(row: TutorMessage) -> bool:
@@ -176,7 +165,7 @@ async def start_turn(
             f"problem '{body.problem_id}' is not part of the track version of "
             f"session {body.session_id}"
         )
-    key = _check_key(idempotency_key)
+    key = check_idempotency_key(idempotency_key)
     message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
     slots = slots_for(redis, settings)
 
