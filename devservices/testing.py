@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -20,14 +20,26 @@ class QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn (lifespan on) until the block exits; yields its base URL."""
+async def serve(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    lifespan: Literal["on", "off"] = "on",
+    graceful_shutdown_seconds: int = 2,
+) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn until the block exits; yields its base URL. ``lifespan="off"``
+    serves an app whose lifespan its owner already runs."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        app,
+        log_config=None,
+        log_level="warning",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=graceful_shutdown_seconds,
     )
     server = QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -12,17 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.hints import HintFacts
 from domain.tutor import TurnStatus
-from store.models import LearningSession, Result, Submission, TutorMessage
-
-
-async def owned_session(
-    db: AsyncSession, session_id: uuid.UUID, user_id: str
-) -> LearningSession | None:
-    return await db.scalar(
-        select(LearningSession).where(
-            LearningSession.id == session_id, LearningSession.user_id == user_id
-        )
-    )
+from store.models import Result, Submission, TutorMessage
 
 
 async def get_owned(db: AsyncSession, message_id: uuid.UUID, user_id: str) -> TutorMessage | None:

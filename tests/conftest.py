@@ -33,9 +33,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devservices.testing import serve
 from domain.settings import Settings
 from domain.temporal import SEARCH_ATTRIBUTES
-from tests.support import serve_app
 from tools.devkeys import generate_key_pair, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ async def devservices() -> AsyncIterator[DevServices]:
     urls: dict[str, str] = {}
     async with AsyncExitStack() as stack:
         for name, asgi_app in devservice_apps(INTERNAL_TOKEN).items():
-            urls[name] = await stack.enter_async_context(serve_app(asgi_app))
+            urls[name] = await stack.enter_async_context(serve(asgi_app))
         yield DevServices(
             problem_bank=urls["problem_bank"],
             eval=urls["eval"],

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from temporalio.client import Client
 
 HISTORY_DIR = Path(__file__).parent / "replay" / "histories"
@@ -26,28 +21,6 @@ async def record_history(client: Client, workflow_id: str, name: str) -> None:
     HISTORY_DIR.mkdir(parents=True, exist_ok=True)
     data = json.loads(history.to_json())
     (HISTORY_DIR / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: Any, *, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve an ASGI app with a real uvicorn server on a free port; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 class FaultyProxy:

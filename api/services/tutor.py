@@ -155,7 +155,7 @@ async def start_turn(
     if len(body.message) > settings.tutor_max_message_chars:
         raise Unprocessable(f"message is longer than {settings.tutor_max_message_chars} characters")
     user_id = principal.user_id
-    session = await repo.owned_session(db, body.session_id, user_id)
+    session = await session_repo.get_owned(db, body.session_id, user_id)
     if session is None:
         raise NotFound(f"no session {body.session_id}")
     if await track_repo.published_item(db, body.problem_id) is None:
@@ -273,7 +273,7 @@ async def list_for_session(
     limit: int,
     cursor: str | None,
 ) -> TutorMessagePage:
-    if await repo.owned_session(db, session_id, principal.user_id) is None:
+    if await session_repo.get_owned(db, session_id, principal.user_id) is None:
         raise NotFound(f"no session {session_id}")
     after = decode_cursor(cursor) if cursor else None
     rows = await repo.list_for_session(

@@ -22,9 +22,9 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from temporalio.worker import Worker
 
+from devservices.testing import serve
 from domain.settings import Settings
 from tests.integration.edge_support import new_app
-from tests.support import serve_app
 
 EXAMPLES = int(os.environ.get("CO_FUZZ_EXAMPLES", "12"))
 BUDGET_SECONDS = 60
@@ -96,7 +96,7 @@ async def test_fuzz_every_operation_against_the_spec(
     app = new_app(make_settings(rate_limit_per_minute=1_000_000, temporal_task_queue=task_queue))
     spec = app.openapi()
     headers = {"Authorization": f"Bearer {token_for('fuzzer', roles=['admin'])}"}
-    async with serve_app(app) as base_url:
+    async with serve(app) as base_url:
         # Schemathesis is synchronous; the server keeps serving on this loop meanwhile.
         failures, count = await asyncio.to_thread(fuzz, spec, base_url, headers)
     assert count >= 5, f"only {count} operations in the spec"

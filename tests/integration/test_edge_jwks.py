@@ -10,9 +10,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from devservices.testing import serve
 from domain.settings import Settings
 from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
-from tests.support import serve_app
 from tools.devkeys import make_token
 
 
@@ -47,7 +47,7 @@ async def test_tokens_are_verified_with_the_jwks_key_their_kid_names(
         fetches["n"] += 1
         return JSONResponse(jwks_of(public, "rotating-key-1"))
 
-    async with serve_app(Starlette(routes=[Route("/jwks.json", jwks)])) as base:
+    async with serve(Starlette(routes=[Route("/jwks.json", jwks)])) as base:
         settings = make_settings(jwt_public_key=None, jwt_jwks_url=f"{base}/jwks.json")
         async with running_app(new_app(settings)) as app, client_of(app) as client:
             good = make_token(private, "jwks-user", headers={"kid": "rotating-key-1"})

@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
 
+from devservices.testing import serve
 from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
 from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
-from tests.support import FaultyProxy, record_history, serve_app
+from tests.support import FaultyProxy, record_history
 
 
 async def _with_faulty_eval(
@@ -34,7 +35,7 @@ async def _with_faulty_eval(
 ) -> tuple[Stack, FaultyProxy]:
     make_settings, temporal, devservices = stack_args
     proxy = FaultyProxy(devservices.eval, faults)
-    url = await exit_stack.enter_async_context(serve_app(proxy))
+    url = await exit_stack.enter_async_context(serve(proxy))
     iso = await exit_stack.enter_async_context(
         isolated_stack(make_settings, temporal, devservices, eval_base=url)
     )

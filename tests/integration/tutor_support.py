@@ -9,19 +9,18 @@ with uvicorn and *without* running the lifespan a second time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from devservices.testing import serve
 from domain.curriculum import ItemSpec, ModuleSpec, TrackSpec
 from domain.upstream import Domain
 from store import tracks as track_repo
@@ -69,32 +68,10 @@ async def new_session(sessionmaker: async_sessionmaker[AsyncSession], user_id: s
     return session_id
 
 
-@contextlib.asynccontextmanager
-async def serve_started(app: Any, *, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free port, lifespan off; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, lifespan="off", timeout_graceful_shutdown=1, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    # Signals belong to the test process, and sse-starlette looks for a uvicorn server
-    # through the SIGTERM handler: this one must not install any.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
+def serve_started(app: Any, *, host: str = "127.0.0.1") -> AbstractAsyncContextManager[str]:
+    """Serve ``app`` with uvicorn on a free port, lifespan off (its owner runs it), without
+    signal handlers (sse-starlette looks for a uvicorn server through SIGTERM's)."""
+    return serve(app, host=host, lifespan="off", graceful_shutdown_seconds=1)
 
 
 # --------------------------------------------------------------------------- SSE
