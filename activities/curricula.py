@@ -3,6 +3,8 @@ publication of a draft in PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -15,8 +17,9 @@ from domain.authoring import (
     PublishedVersion,
     PublishVersionInput,
 )
-from domain.upstream import ProblemList
+from domain.upstream import ProblemList, ProblemPublic
 from store import curricula as repo
+from store import problems as problem_repo
 
 # Problem Bank's list endpoint takes ids comma-separated in the query string.
 IDS_PER_REQUEST = 100
@@ -32,35 +35,56 @@ class CurriculumActivities:
             deps.http, "Problem Bank", str(settings.problem_bank_base), settings.internal_token
         )
 
-    @activity.defn(name="curriculum.fetch_problems")
-    async def fetch_problems(self, data: FetchProblemsInput) -> ProblemFactsList:
-        """The facts of those of the ids Problem Bank knows; unknown ids are left out
-        (the caller reports them). Only public data is fetched."""
-        wanted = sorted(set(data.problem_ids))
-        found: dict[str, ProblemFacts] = {}
+    async def _public(self, problem_ids: Iterable[str]) -> dict[str, ProblemPublic]:
+        """The public part of those of the ids Problem Bank knows."""
+        wanted = sorted(set(problem_ids))
+        found: dict[str, ProblemPublic] = {}
         for start in range(0, len(wanted), IDS_PER_REQUEST):
             chunk = wanted[start : start + IDS_PER_REQUEST]
             listing = await self._bank.call(
                 "GET", "/v1/problems?ids=" + ",".join(chunk), ProblemList
             )
-            for p in listing.items:
-                if p.id in chunk:
-                    found[p.id] = ProblemFacts(
-                        id=p.id,
-                        title=p.title,
-                        domain=p.domain,
-                        kind=p.kind,
-                        skills=list(p.skills),
-                        difficulty=p.difficulty,
-                    )
-        return ProblemFactsList(items=[found[i] for i in wanted if i in found])
+            found.update({p.id: p for p in listing.items if p.id in chunk})
+        return found
+
+    @activity.defn(name="curriculum.fetch_problems")
+    async def fetch_problems(self, data: FetchProblemsInput) -> ProblemFactsList:
+        """The facts of those of the ids Problem Bank knows; unknown ids are left out
+        (the caller reports them). Only public data is fetched."""
+        found = await self._public(data.problem_ids)
+        return ProblemFactsList(
+            items=[
+                ProblemFacts(
+                    id=p.id,
+                    title=p.title,
+                    domain=p.domain,
+                    kind=p.kind,
+                    skills=list(p.skills),
+                    difficulty=p.difficulty,
+                )
+                for _, p in sorted(found.items())
+            ]
+        )
 
     @activity.defn(name="curriculum.publish_version")
     async def publish_version(self, data: PublishVersionInput) -> PublishedVersion:
+        """Publish the draft and snapshot the public part of its problems in the same
+        transaction, so learners read problems from PostgreSQL. The problems are
+        fetched here, not carried through the workflow: history keeps ids only (and the
+        workflow's command sequence is unchanged)."""
         problems = {p.id: p for p in data.problems}
+        public = await self._public(problems)
+        missing = sorted(set(problems) - set(public))
+        if missing:
+            raise ApplicationError(
+                f"Problem Bank no longer knows {', '.join(missing)[:300]}",
+                type=DRAFT_CHANGED,
+                non_retryable=True,
+            )
         try:
             async with self._db() as db, db.begin():
                 version = await repo.publish_draft(db, data.version_id, data.spec, problems)
+                await problem_repo.write_snapshots(db, version.id, public.values())
                 assert version.published_at is not None
                 published = PublishedVersion(
                     version_id=version.id,

@@ -18,7 +18,7 @@ from api.deps import Resources
 from api.errors import install_error_handlers
 from api.middleware import ProblemCORSMiddleware, install_edge
 from api.openapi import install_openapi
-from api.routers import authoring, health, sessions, submissions, tracks, tutor
+from api.routers import authoring, health, problems, sessions, submissions, tracks, tutor
 from domain.settings import Settings, SettingsError, get_settings
 from store.db import make_engine, make_sessionmaker
 
@@ -27,6 +27,7 @@ log = logging.getLogger("co.api")
 ROUTERS = (
     health.router,
     tracks.router,
+    problems.router,
     authoring.router,
     sessions.router,
     submissions.router,

@@ -142,7 +142,14 @@ async def measure(
 ) -> None:
     async with httpx.AsyncClient(timeout=60) as http:
         problem = ProblemPublic.model_validate_json(
-            (await http.get(f"{bank}/v1/problems/{PROBLEM}")).content
+            (
+                await http.get(
+                    f"{bank}/v1/problems/{PROBLEM}",
+                    headers={
+                        INTERNAL_TOKEN_HEADER: os.environ.get("CO_INTERNAL_TOKEN", INTERNAL_TOKEN)
+                    },
+                )
+            ).content
         )
         await direct(http, tutor, problem)  # warm-up: connections, imports, caches
         await through_co(http, api, token, session_id)
@@ -276,7 +283,12 @@ async def learner_session(db_url: str, bank: str, user_id: str) -> uuid.UUID:
     engine = make_engine(db_url, pool_size=1)
     try:
         maker = make_sessionmaker(engine)
-        await seed(maker, bank, specs=[spec])
+        await seed(
+            maker,
+            bank,
+            specs=[spec],
+            internal_token=os.environ.get("CO_INTERNAL_TOKEN", INTERNAL_TOKEN),
+        )
         async with maker() as db, db.begin():
             version = await track_repo.get_published(db, spec.slug)
             assert version is not None

@@ -90,3 +90,27 @@ def solution_allowed(level: int, failed_attempts: int, problem_allows: bool) -> 
     return (
         problem_allows and level >= MAX_LEVEL and failed_attempts >= SOLUTION_AFTER_FAILED_ATTEMPTS
     )
+
+
+def next_unlock(facts: HintFacts) -> str | None:
+    """In words, what unlocks the level above the allowed one (None at the top)."""
+    allowed = allowed_level(facts)
+    if allowed >= MAX_LEVEL:
+        return None
+    if allowed == MIN_LEVEL:
+        return (
+            f"level 2 ({LEVEL_NAMES[2]}) unlocks after one failed submission "
+            f"or once the tutor has given a level-1 hint"
+        )
+    evidence = facts.failed_attempts + facts.highest_prior_level
+    more = max(0, 3 - evidence)
+    if facts.failed_attempts == 0:
+        needs = "at least one failed submission"
+        if more > 1:
+            needs += f" and {more - 1} more failed submission(s) or higher hint(s)"
+    else:
+        needs = f"{more} more failed submission(s) or a higher hint from the tutor"
+    return (
+        f"level 3 ({LEVEL_NAMES[3]}) unlocks when failed submissions plus the highest hint "
+        f"level received reach 3, with at least one failed submission: {needs}"
+    )

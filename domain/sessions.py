@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.curriculum import Slug
+from domain.problems import ProblemView
 from domain.progression import (
     Progress,
     ProgressSummary,
@@ -131,21 +132,44 @@ class SessionDetail(SessionView):
     track_slug: str
     track_title: str
     track_version: int
+    current_problem: ProblemView | None = Field(
+        default=None,
+        description=(
+            "The current item's problem, as `GET /v1/problems/{id}?session_id=` answers it "
+            "(null when nothing is current)."
+        ),
+    )
     links: dict[str, str] = Field(default_factory=dict)
 
 
+class CurrentRef(BaseModel):
+    """The current item in a list: the same names as the detail's ``current``."""
+
+    module_slug: str
+    problem_id: str
+    title: str | None = None
+
+
 class SessionSummary(BaseModel):
+    """A session in a list. Every field has the name and meaning it has in the detail
+    view (``SessionDetail``); the list leaves out modules, mastery and next actions."""
+
     id: uuid.UUID
     track_slug: str
+    track_title: str
     track_version: int
     status: SessionStatus
-    current_problem_id: str | None
+    current: CurrentRef | None
     progress: ProgressSummary
-    created_at: datetime
-    updated_at: datetime
+    started_at: datetime
+    last_activity_at: datetime
     ended_at: datetime | None
     links: dict[str, str] = Field(default_factory=dict)
 
 
 class SessionList(BaseModel):
+    """Newest first (by ``started_at``, then ``id``); pass ``next_cursor`` as ``cursor``
+    for the next page (null on the last page)."""
+
     items: list[SessionSummary]
+    next_cursor: str | None = None

@@ -7,8 +7,10 @@ implementations in ``devservices/`` speak exactly these shapes; the activities i
 Problem Bank
     ``GET  /v1/problems``                      -> ``ProblemList``      (public data only)
     ``GET  /v1/problems/{problem_id}``         -> ``ProblemPublic``    (public data only)
-    ``GET  /internal/v1/problems/{problem_id}`` -> ``ProblemBundle``   (needs ``X-Internal-Token``;
-        adds hidden tests and the reference solution)
+    ``GET  /internal/v1/problems/{problem_id}`` -> ``ProblemBundle``   (adds hidden tests and
+        the reference solution)
+    Every route needs ``X-Internal-Token``: the public part holds the whole hint ladder,
+    which CO cuts at the level a learner has unlocked.
 
 Eval
     ``POST /v1/evaluate``  ``EvalRequest`` -> ``EvalResponse`` (needs ``X-Internal-Token``)

@@ -83,6 +83,8 @@ class TrackVersion(Base):
     status: Mapped[str] = mapped_column(String(20), default="draft")
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
+    # Moves on every change of a draft; the draft's ETag is derived from it.
+    updated_at: Mapped[datetime] = _now()
 
     track: Mapped[Track] = relationship(back_populates="versions")
     modules: Mapped[list[Module]] = relationship(
@@ -152,6 +154,21 @@ class CurriculumItem(Base):
     )
 
 
+class ProblemSnapshot(Base):
+    """The public part of a problem (``ProblemPublic``) as Problem Bank served it when
+    a track version was published: learners read problems from here, never from
+    Problem Bank, and a session reads the problem of its own version."""
+
+    __tablename__ = "problem_snapshots"
+
+    track_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("track_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    problem_id: Mapped[str] = mapped_column(String(120), primary_key=True, index=True)
+    problem: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    created_at: Mapped[datetime] = _now()
+
+
 class LearningSession(Base):
     """Projection of a SessionWorkflow (id ``session-{id}``)."""
 
@@ -200,6 +217,11 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(20), default="queued")
     verdict: Mapped[str | None] = mapped_column(String(40))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # Which attempt of the evaluation activity is running (1 = the first), and the class
+    # of the failure that made it retry (``domain.submissions.RetryReason``); written by
+    # the activity, which owns the row while it runs.
+    evaluation_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_reason: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import and_, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -85,11 +86,17 @@ async def insert_active(db: AsyncSession, values: dict[str, Any]) -> bool:
 
 
 async def list_owned(
-    db: AsyncSession, user_id: str, *, status: str | None, limit: int
-) -> list[tuple[LearningSession, str, int]]:
-    """The user's sessions, newest first, with their track slug and version number."""
+    db: AsyncSession,
+    user_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[tuple[LearningSession, Track, int]]:
+    """The user's sessions, newest first (started_at, then id), keyset-paginated, with
+    their track and version number."""
     stmt = (
-        select(LearningSession, Track.slug, TrackVersion.version)
+        select(LearningSession, Track, TrackVersion.version)
         .join(Track, Track.id == LearningSession.track_id)
         .join(TrackVersion, TrackVersion.id == LearningSession.track_version_id)
         .where(LearningSession.user_id == user_id)
@@ -98,6 +105,14 @@ async def list_owned(
     )
     if status is not None:
         stmt = stmt.where(LearningSession.status == status)
+    if before is not None:
+        created, sid = before
+        stmt = stmt.where(
+            or_(
+                LearningSession.created_at < created,
+                and_(LearningSession.created_at == created, LearningSession.id < sid),
+            )
+        )
     return [(row[0], row[1], row[2]) for row in (await db.execute(stmt)).all()]
 
 

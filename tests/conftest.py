@@ -266,7 +266,11 @@ async def seeded(settings: Settings, app: FastAPI) -> dict[str, str]:
     """The demo tracks, loaded through the real loader (Problem Bank over HTTP)."""
     from tools.seed_demo import seed
 
-    return await seed(app.state.resources.sessionmaker, str(settings.problem_bank_base))
+    return await seed(
+        app.state.resources.sessionmaker,
+        str(settings.problem_bank_base),
+        internal_token=settings.internal_token,
+    )
 
 
 @pytest.fixture(scope="session")

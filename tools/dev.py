@@ -197,7 +197,7 @@ async def run() -> int:
         async with httpx.AsyncClient(timeout=3) as http:
 
             async def bank_up() -> bool:
-                return (await http.get(env["CO_PROBLEM_BANK_BASE"] + "/v1/problems")).is_success
+                return (await http.get(env["CO_PROBLEM_BANK_BASE"] + "/healthz")).is_success
 
             async def api_up() -> bool:
                 return (await http.get(api + "/readyz")).is_success
@@ -213,7 +213,11 @@ async def run() -> int:
         settings = load_settings()
         engine = make_engine(str(settings.db_url), pool_size=2)
         try:
-            outcome = await seed(make_sessionmaker(engine), str(settings.problem_bank_base))
+            outcome = await seed(
+                make_sessionmaker(engine),
+                str(settings.problem_bank_base),
+                internal_token=settings.internal_token,
+            )
         finally:
             await engine.dispose()
         for slug, what in outcome.items():

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.curriculum import TrackSpec, validate_curriculum
 from domain.settings import SettingsError, load_settings
-from domain.upstream import ProblemList, ProblemPublic
+from domain.upstream import INTERNAL_TOKEN_HEADER, ProblemList, ProblemPublic
 from store import tracks as track_repo
 from store.curricula import curriculum_of, publish_new_version, upsert_track
 from store.db import make_engine, make_sessionmaker
+from store.problems import write_snapshots
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_tracks"
 
@@ -33,8 +34,14 @@ def load_specs(directory: Path = DEMO_DIR) -> list[TrackSpec]:
     ]
 
 
-async def fetch_problems(problem_bank_base: str, ids: set[str]) -> dict[str, ProblemPublic]:
-    async with httpx.AsyncClient(base_url=problem_bank_base, timeout=10) as http:
+async def fetch_problems(
+    problem_bank_base: str, ids: set[str], internal_token: str
+) -> dict[str, ProblemPublic]:
+    async with httpx.AsyncClient(
+        base_url=problem_bank_base,
+        timeout=10,
+        headers={INTERNAL_TOKEN_HEADER: internal_token},
+    ) as http:
         response = await http.get("/v1/problems", params={"ids": ",".join(sorted(ids))})
         response.raise_for_status()
     return {p.id: p for p in ProblemList.model_validate_json(response.content).items}
@@ -44,11 +51,14 @@ async def seed(
     sessionmaker: async_sessionmaker[AsyncSession],
     problem_bank_base: str,
     specs: list[TrackSpec] | None = None,
+    *,
+    internal_token: str,
 ) -> dict[str, str]:
-    """Load the specs; returns ``{slug: "created" | "updated" | "unchanged"}``."""
+    """Load the specs; returns ``{slug: "created" | "updated" | "unchanged"}``. Each
+    published version gets its problem snapshots, as a publication by an author does."""
     specs = specs if specs is not None else load_specs()
     ids = {item.problem_id for s in specs for m in s.modules for item in m.items}
-    problems = await fetch_problems(problem_bank_base, ids)
+    problems = await fetch_problems(problem_bank_base, ids, internal_token)
     outcome: dict[str, str] = {}
     for spec in specs:
         curriculum = spec.curriculum()
@@ -61,7 +71,9 @@ async def seed(
                 outcome[spec.slug] = "unchanged"
                 continue
             track = await upsert_track(db, spec)
-            await publish_new_version(db, track, curriculum, problems)
+            version = await publish_new_version(db, track, curriculum, problems)
+            used = {item.problem_id for m in curriculum.modules for item in m.items}
+            await write_snapshots(db, version.id, (problems[i] for i in sorted(used)))
             outcome[spec.slug] = "created" if current is None else "updated"
     return outcome
 
@@ -74,7 +86,11 @@ async def _main() -> int:
         return 2
     engine = make_engine(str(settings.db_url), pool_size=2)
     try:
-        outcome = await seed(make_sessionmaker(engine), str(settings.problem_bank_base))
+        outcome = await seed(
+            make_sessionmaker(engine),
+            str(settings.problem_bank_base),
+            internal_token=settings.internal_token,
+        )
     finally:
         await engine.dispose()
     for slug, what in outcome.items():

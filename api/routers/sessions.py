@@ -48,6 +48,11 @@ async def create_session(
     "",
     response_model=SessionList,
     summary="The caller's sessions, newest first",
+    description=(
+        "Ordered by `started_at` descending, then `id` descending. Each item uses the "
+        "field names of the session detail. Pages: pass the previous page's "
+        "`next_cursor` as `cursor`; it is null on the last page."
+    ),
     responses=problem_responses(401, 422, 429),
 )
 async def list_sessions(
@@ -57,8 +62,9 @@ async def list_sessions(
         SessionStatus | None, Query(description="Only sessions in this state.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionList:
-    return await service.list_(db, user, status=status, limit=limit)
+    return await service.list_(db, user, status=status, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -77,8 +83,10 @@ async def get_session(session_id: uuid.UUID, user: PrincipalDep, db: SessionDep)
     summary="Move past the current item",
     description=(
         "Allowed when the current item is mastered, optional or skippable (an unmastered "
-        "item is then marked skipped). Otherwise 409 with the reason. Give "
-        "`from_problem_id` so that a retried request cannot skip a second item."
+        "item is then marked skipped). Otherwise 409 `advance-refused` with the reason. "
+        "Give `from_problem_id`: a retried request whose item the learner has already "
+        "moved past answers 200 with the current state instead of skipping a second "
+        "item. A session that is over answers 409 `session-closed`."
     ),
     responses=problem_responses(401, 404, 409, 422, 429, 503),
 )
@@ -96,7 +104,10 @@ async def advance_session(
     "/{session_id}/end",
     response_model=SessionDetail,
     summary="End the session",
-    description="Ending a session that is already over answers its final state.",
+    description=(
+        "Idempotent: ending a session that is already over (completed, ended or "
+        "abandoned) answers 200 with its final state."
+    ),
     responses=problem_responses(401, 404, 422, 429, 503),
 )
 async def end_session(

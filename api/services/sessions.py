@@ -25,13 +25,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal
-from api.errors import Conflict, NotFound, ServiceUnavailable
+from api.errors import NotFound, ServiceUnavailable
+from api.pagination import decode_cursor, encode_cursor
+from api.problem_types import AdvanceRefused, SessionClosed
+from api.services import problems as problem_service
 from domain import progression
 from domain.progression import SessionStatus, SessionView
 from domain.sessions import (
     ADVANCE_UPDATE,
     END_UPDATE,
+    STATE_QUERY,
     AdvanceRequest,
+    CurrentRef,
     EndRequest,
     SessionCreate,
     SessionDetail,
@@ -51,24 +56,39 @@ from domain.temporal import (
 )
 from store import sessions as repo
 from store import tracks as track_repo
-from store.models import LearningSession, TrackVersion
+from store.models import LearningSession, Track, TrackVersion
 
 # An update waits for the workflow (and its projection, about a second at most); a
 # worker that is down must not hold the request forever.
 UPDATE_TIMEOUT_SECONDS = 20.0
 
 
-class AdvanceRefused(Conflict):
-    slug, title = "advance-refused", "The session cannot advance"
-
-
-def _links(session_id: uuid.UUID) -> dict[str, str]:
+def links(session_id: uuid.UUID, current_problem_id: str | None) -> dict[str, str]:
+    """Where a client goes from a session: itself, its moves, and where to submit, ask
+    the tutor and read the current problem."""
     base = f"/v1/sessions/{session_id}"
-    return {"self": base, "advance": f"{base}/advance", "end": f"{base}/end"}
+    out = {
+        "self": base,
+        "advance": f"{base}/advance",
+        "end": f"{base}/end",
+        "submit": "/v1/submissions",
+        "submissions": f"/v1/submissions?session_id={session_id}",
+        "tutor": "/v1/tutor/messages",
+    }
+    if current_problem_id is not None:
+        out["current_problem"] = f"/v1/problems/{current_problem_id}?session_id={session_id}"
+    return out
 
 
-def _detail(session_id: uuid.UUID, version: TrackVersion, view: SessionView) -> SessionDetail:
-    """The learner's view with the titles the workflow does not carry."""
+async def _detail(
+    db: AsyncSession,
+    user_id: str,
+    session_id: uuid.UUID,
+    version: TrackVersion,
+    view: SessionView,
+) -> SessionDetail:
+    """The learner's view with the titles the workflow does not carry and the current
+    problem from its snapshot."""
     module_titles = {m.slug: m.title for m in version.modules}
     item_titles = {i.problem_id: i.title for m in version.modules for i in m.items}
     for module in view.modules:
@@ -78,6 +98,12 @@ def _detail(session_id: uuid.UUID, version: TrackVersion, view: SessionView) -> 
     if view.current is not None:
         view.current.title = item_titles.get(view.current.problem_id)
     track = version.track
+    current_id = view.current.problem_id if view.current is not None else None
+    problem = (
+        await problem_service.in_version(db, user_id, version.id, current_id, session_id=session_id)
+        if current_id is not None
+        else None
+    )
     return SessionDetail.model_validate(
         {
             **view.model_dump(),
@@ -85,7 +111,8 @@ def _detail(session_id: uuid.UUID, version: TrackVersion, view: SessionView) -> 
             "track_slug": track.slug,
             "track_title": track.title,
             "track_version": version.version,
-            "links": _links(session_id),
+            "current_problem": problem,
+            "links": links(session_id, current_id),
         }
     )
 
@@ -99,7 +126,13 @@ async def _version(db: AsyncSession, row: LearningSession) -> TrackVersion:
 async def _stored_detail(db: AsyncSession, row: LearningSession) -> SessionDetail:
     version = await _version(db, row)
     document = SessionDocument.model_validate(row.state)
-    return _detail(row.id, version, progression.view(repo.plan_of(version), document.progress))
+    return await _detail(
+        db,
+        row.user_id,
+        row.id,
+        version,
+        progression.view(repo.plan_of(version), document.progress),
+    )
 
 
 async def _owned(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> LearningSession:
@@ -181,35 +214,71 @@ async def create(
     except RPCError as err:
         # The row goes with the rolled-back transaction.
         raise ServiceUnavailable("sessions cannot be started right now; try again") from err
-    return _detail(session_id, version, progression.view(plan, progress)), True
+    return (
+        await _detail(db, principal.user_id, session_id, version, progression.view(plan, progress)),
+        True,
+    )
 
 
 async def get(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> SessionDetail:
     return await _stored_detail(db, await _owned(db, principal, session_id))
 
 
+def _summary(row: LearningSession, track: Track, number: int) -> SessionSummary:
+    document = SessionDocument.model_validate(row.state)
+    progress = document.progress
+    position = progress.position
+    current = None
+    if position is not None and progress.active:
+        current = CurrentRef(module_slug=position.module_slug, problem_id=position.problem_id)
+    return SessionSummary(
+        id=row.id,
+        track_slug=track.slug,
+        track_title=track.title,
+        track_version=number,
+        status=progress.status,
+        current=current,
+        progress=document.summary,
+        started_at=progress.started_at,
+        last_activity_at=progress.last_activity_at,
+        ended_at=progress.ended_at,
+        links=links(row.id, current.problem_id if current is not None else None),
+    )
+
+
 async def list_(
-    db: AsyncSession, principal: Principal, *, status: SessionStatus | None, limit: int
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    status: SessionStatus | None,
+    limit: int,
+    cursor: str | None = None,
 ) -> SessionList:
     rows = await repo.list_owned(
-        db, principal.user_id, status=status.value if status else None, limit=limit
+        db,
+        principal.user_id,
+        status=status.value if status else None,
+        limit=limit + 1,
+        before=decode_cursor(cursor) if cursor else None,
     )
+    page, more = rows[:limit], len(rows) > limit
+    # Titles of current items: one query per distinct version on the page.
+    versions: dict[uuid.UUID, dict[str, str]] = {}
+    items = []
+    for row, track, number in page:
+        summary = _summary(row, track, number)
+        if summary.current is not None:
+            if row.track_version_id not in versions:
+                version = await _version(db, row)
+                versions[row.track_version_id] = {
+                    i.problem_id: i.title for m in version.modules for i in m.items
+                }
+            summary.current.title = versions[row.track_version_id].get(summary.current.problem_id)
+        items.append(summary)
+    last = page[-1][0] if page else None
     return SessionList(
-        items=[
-            SessionSummary(
-                id=row.id,
-                track_slug=slug,
-                track_version=number,
-                status=SessionStatus(row.status),
-                current_problem_id=row.current_problem_id,
-                progress=SessionDocument.model_validate(row.state).summary,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                ended_at=row.ended_at,
-                links=_links(row.id),
-            )
-            for row, slug, number in rows
-        ]
+        items=items,
+        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
     )
 
 
@@ -225,7 +294,7 @@ async def _update(temporal: Client, session_id: uuid.UUID, name: str, arg: Any) 
         ) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the workflow closed meanwhile
-            raise Conflict(f"session {session_id} is no longer active") from err
+            raise SessionClosed(f"session {session_id} is no longer active") from err
         raise ServiceUnavailable("the session cannot be reached right now; try again") from err
 
 
@@ -237,21 +306,81 @@ async def advance(
     body: AdvanceRequest,
 ) -> SessionDetail:
     """Move past the current item, if the mastery rule allows (the workflow's update
-    validator decides; a refusal is a 409 with the reason)."""
+    validator decides; a refusal is a 409 with the reason).
+
+    A retried advance is harmless: when ``from_problem_id`` names an item the learner
+    has already moved past (mastered or skipped), the answer is 200 with the current
+    state, also when that advance completed the session. Any other advance of a
+    session that is over is 409 ``session-closed``.
+    """
     row = await _owned(db, principal, session_id)
+    version = await _version(db, row)
     if row.status != SessionStatus.active.value:
-        raise Conflict(f"the session is {row.status}")
+        return await _closed(db, row, version, body)
     try:
         view = await _update(temporal, session_id, ADVANCE_UPDATE, body)
+    except SessionClosed:
+        await db.refresh(row)
+        return await _closed(db, row, version, body)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == "AdvanceRefused":
             code = str(cause.details[0]) if cause.details else "refused"
+            if code == "not_active":
+                await db.refresh(row)
+                return await _closed(db, row, version, body)
+            if code == "stale" and body.from_problem_id is not None:
+                current = await _query_state(temporal, session_id)
+                if _behind_in_view(current, body.from_problem_id):
+                    return await _detail(db, principal.user_id, session_id, version, current)
             raise AdvanceRefused(
                 cause.message, errors=[{"loc": ["session"], "msg": cause.message, "type": code}]
             ) from None
         raise
-    return _detail(session_id, await _version(db, row), view)
+    return await _detail(db, principal.user_id, session_id, version, view)
+
+
+async def _closed(
+    db: AsyncSession, row: LearningSession, version: TrackVersion, body: AdvanceRequest
+) -> SessionDetail:
+    """Advance on a session that is over: a retry of the advance that moved past
+    ``from_problem_id`` gets the state; anything else is ``session-closed``."""
+    stored = SessionDocument.model_validate(row.state).progress
+    if body.from_problem_id is not None and _behind(
+        repo.plan_of(version), stored, body.from_problem_id
+    ):
+        return await _stored_detail(db, row)
+    raise SessionClosed(f"session {row.id} is {stored.status.value}; start a new one")
+
+
+def _behind(plan: progression.SessionPlan, progress: progression.Progress, problem_id: str) -> bool:
+    """Whether the learner has moved past this item (it is mastered or skipped and no
+    longer current)."""
+    item = plan.item(problem_id)
+    if item is None:
+        return False
+    position = progress.position
+    here = position is not None and position.problem_id == problem_id and progress.active
+    return not here and progression.is_done(item, progress)
+
+
+def _behind_in_view(view: SessionView, problem_id: str) -> bool:
+    here = view.current is not None and view.current.problem_id == problem_id
+    for module in view.modules:
+        for item in module.items:
+            if item.problem_id == problem_id:
+                return not here and (item.mastered or item.skipped)
+    return False
+
+
+async def _query_state(temporal: Client, session_id: uuid.UUID) -> SessionView:
+    handle = temporal.get_workflow_handle(session_workflow_id(session_id))
+    try:
+        return await asyncio.wait_for(
+            handle.query(STATE_QUERY, result_type=SessionView), UPDATE_TIMEOUT_SECONDS
+        )
+    except (TimeoutError, RPCError):
+        raise ServiceUnavailable("the session cannot be reached right now; try again") from None
 
 
 async def end(
@@ -263,7 +392,7 @@ async def end(
         return await _stored_detail(db, row)
     try:
         view = await _update(temporal, session_id, END_UPDATE, EndRequest())
-    except Conflict:
+    except SessionClosed:
         await db.refresh(row)
         return await _stored_detail(db, row)
-    return _detail(session_id, await _version(db, row), view)
+    return await _detail(db, principal.user_id, session_id, await _version(db, row), view)

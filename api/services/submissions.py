@@ -27,6 +27,8 @@ from api.auth import Principal
 from api.errors import NotFound, PayloadTooLarge, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
+from api.problem_types import IdempotencyKeyReused
+from api.services import session_rules as sessions_rules
 from domain.settings import Settings
 from domain.submissions import (
     ResultOut,
@@ -40,7 +42,6 @@ from domain.submissions import (
 )
 from domain.temporal import CO_PROBLEM_ID, CO_STATUS, CO_USER_ID, submission_workflow_id
 from domain.upstream import EvalKind, Verdict
-from store import sessions as session_repo
 from store import submissions as repo
 from store import tracks as track_repo
 from store.models import Result, Submission
@@ -125,24 +126,18 @@ async def create(
         raise NotFound(f"problem '{body.problem_id}' is not part of any published track")
     kind = EvalKind(item.kind)
     _check_body(body, kind, settings)
-    if body.session_id is not None:
-        session = await session_repo.get_owned(db, body.session_id, principal.user_id)
-        if session is None:
-            raise NotFound(f"no session {body.session_id}")
-        if session.status != "active":
-            raise Unprocessable(f"session {body.session_id} is {session.status}; start a new one")
-        if not await session_repo.version_has_problem(
-            db, session.track_version_id, body.problem_id
-        ):
-            raise Unprocessable(
-                f"problem '{body.problem_id}' is not part of the track version of "
-                f"session {body.session_id}"
-            )
     key = check_idempotency_key(idempotency_key)
     submission_id = (
         submission_id_for_key(principal.user_id, key) if key is not None else uuid.uuid4()
     )
     request_hash = _request_hash(body)
+    # A retry is answered before the session rules: the learner may have moved on since
+    # the first POST, which must not turn a retry of an accepted submission into a 409.
+    earlier = await repo.get_owned(db, submission_id, principal.user_id) if key else None
+    if earlier is None and body.session_id is not None:
+        await sessions_rules.check_submission(
+            db, principal.user_id, body.session_id, body.problem_id
+        )
 
     # Insert (uncommitted), start the workflow, then commit: a crash before the commit
     # rolls the row back and leaves a workflow that gives up on its own; once committed,
@@ -165,7 +160,9 @@ async def create(
         },
     )
     if row.request_hash != request_hash:
-        raise Unprocessable("this Idempotency-Key was already used with a different request body")
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body"
+        )
     await start_workflow(temporal, settings, submission_id, principal.user_id, body.problem_id)
     await db.commit()  # the workflow is waiting for this row
 

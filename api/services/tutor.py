@@ -30,6 +30,7 @@ from api.auth import Principal
 from api.errors import ApiError, NotFound, ServiceUnavailable, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
+from api.problem_types import IdempotencyKeyReused, SessionClosed
 from api.sse_slots import Lease, Refusal, SseSlots
 from api.tutor_relay import valid_entry_id
 from domain.hints import decide
@@ -178,10 +179,14 @@ async def start_turn(
             and existing.hint_level_requested == body.hint_level
         )
         if not same:
-            raise Unprocessable("this Idempotency-Key was already used with a different request")
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request"
+            )
         await _ensure_streamable(redis, existing)
         return OpenStream(meta_of(existing, resumed=False), await _acquire(slots, user_id))
 
+    if session.status != "active":  # a retry of an earlier turn was answered above
+        raise SessionClosed(f"session {body.session_id} is {session.status}; start a new one")
     facts = await repo.hint_facts(db, user_id, body.problem_id)
     decision = decide(facts, body.hint_level)
     lease = await _acquire(slots, user_id)

@@ -1,8 +1,10 @@
 """The Problem Bank reference service (FastAPI).
 
 ``GET /v1/problems``, ``GET /v1/problems/{id}`` (public data only) and
-``GET /internal/v1/problems/{id}`` (hidden tests, expected answer and reference solution;
-needs ``X-Internal-Token``). Errors are ``application/problem+json``.
+``GET /internal/v1/problems/{id}`` (hidden tests, expected answer and reference solution).
+Every route but ``/healthz`` needs ``X-Internal-Token``: the public part includes the
+whole hint ladder, and learners read problems through CO, which cuts the ladder at the
+level they have unlocked. Errors are ``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def create_app(settings: ProblemBankSettings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str | int]:
         return {"status": "ok", "problems": len(problems)}
 
-    @app.get("/v1/problems", response_model=ProblemList)
+    @app.get("/v1/problems", response_model=ProblemList, dependencies=[Depends(require_token)])
     async def list_problems(
         ids: Annotated[str | None, Query(description="Comma-separated problem ids")] = None,
         domain: Domain | None = None,
@@ -65,7 +67,11 @@ def create_app(settings: ProblemBankSettings | None = None) -> FastAPI:
             items = [p for p in items if p.domain is domain]
         return ProblemList(items=items)
 
-    @app.get("/v1/problems/{problem_id}", response_model=ProblemPublic)
+    @app.get(
+        "/v1/problems/{problem_id}",
+        response_model=ProblemPublic,
+        dependencies=[Depends(require_token)],
+    )
     async def get_problem(problem_id: str) -> ProblemPublic:
         return public[find(problem_id).id]
 

@@ -174,19 +174,28 @@ async def test_publishing_a_new_version_keeps_running_sessions_on_theirs(
     mine = (await client.get(f"/v1/sessions/{old_id}", headers=auth)).json()
     assert mine["track_version"] == 1
     assert [m["slug"] for m in mine["modules"]] == ["first", "second"]
+    # ...and reads its problems as version 1 snapshotted them.
+    assert mine["current_problem"]["source"]["track_version"] == 1
+    assert mine["current_problem"]["id"] == mine["current"]["problem_id"]
     r = await client.post(
         "/v1/submissions",
-        json={"problem_id": "math-solve-linear", "session_id": old_id, "answer": "5"},
+        json={"problem_id": mine["current"]["problem_id"], "session_id": old_id, "answer": "5"},
         headers={**auth, "Prefer": "wait=30"},
     )
     assert r.status_code == 200, r.text
-    assert r.json()["verdict"] == "accepted"
+    assert r.json()["status"] == "completed"
     only_in_v2 = await client.post(
         "/v1/submissions",
         json={"problem_id": "math-limit-sine-ratio", "session_id": old_id, "answer": "3"},
         headers=auth,
     )
-    assert only_in_v2.status_code == 422
+    assert only_in_v2.status_code == 409
+    assert only_in_v2.json()["errors"][0]["type"] == "not_in_track"
+    # Outside a session, a problem reads as the newest published version holding it.
+    outside = await client.get("/v1/problems/math-limit-sine-ratio", headers=auth)
+    assert outside.status_code == 200, outside.text
+    assert outside.json()["source"]["track_slug"] == slug
+    assert outside.json()["source"]["track_version"] == 2
     # Starting again returns the running session, still on version 1.
     again = await client.post("/v1/sessions", json={"track_slug": slug}, headers=auth)
     assert (again.status_code, again.json()["track_version"]) == (200, 1)

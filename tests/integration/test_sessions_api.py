@@ -78,6 +78,20 @@ async def test_a_learner_completes_the_math_track_by_mastery(
     assert session["current"]["problem_id"] == "math-derivative-power"
     assert session["current"]["title"]  # titles come from the curriculum items
     assert [m["status"] for m in session["modules"]] == ["available", "available", "locked"]
+    # The session rules: only the current item takes submissions of this session.
+    for pid, code in [
+        ("math-antiderivative-poly", "module_locked"),
+        ("math-expand-binomial", "not_current"),
+        ("sys-cache-hit-rate", "not_in_track"),
+    ]:
+        refused = await client.post(
+            "/v1/submissions",
+            json={"problem_id": pid, "session_id": sid, "answer": "x"},
+            headers=auth,
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"].endswith("/item-not-available")
+        assert refused.json()["errors"][0]["type"] == code
     again = await start(client, auth, MATH_TRACK)
     assert again.status_code == 200
     assert again.json()["id"] == sid
@@ -90,6 +104,14 @@ async def test_a_learner_completes_the_math_track_by_mastery(
     while session["status"] == "active":
         current = session["current"]
         pid = current["problem_id"]
+        # The learner reads the problem through CO only, embedded and on its own.
+        embedded = session["current_problem"]
+        assert embedded["id"] == pid
+        assert embedded["statement"]
+        assert embedded["source"]["session_id"] == sid
+        alone = await client.get(session["links"]["current_problem"], headers=auth)
+        assert alone.status_code == 200, alone.text
+        assert alone.json() == embedded
         if not current["required"]:
             assert session["next_actions"] == ["submit", "skip", "end"]
         else:
@@ -124,6 +146,13 @@ async def test_a_learner_completes_the_math_track_by_mastery(
         assert r.status_code == 200, r.text
         session = r.json()
         assert item_of(session, pid)["skipped"] == (not current["required"])
+        # A retry of that advance (its answer lost) answers the current state again.
+        retried = await client.post(
+            f"/v1/sessions/{sid}/advance", json={"from_problem_id": pid}, headers=auth
+        )
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["current"] == session["current"]
+        assert retried.json()["seq"] == session["seq"]
 
     assert session["status"] == "completed"
     assert session["current"] is None
@@ -161,14 +190,35 @@ async def test_a_learner_completes_the_math_track_by_mastery(
     assert [(s["id"], s["status"], s["progress"]["percent"]) for s in listed] == [
         (sid, "completed", 100)
     ]
-    # A completed session takes no more submissions and no more advances.
+    # A completed session takes no more writes: one type, 409, for each of them...
     late = await client.post(
         "/v1/submissions",
         json={"problem_id": "math-derivative-power", "session_id": sid, "answer": "1"},
         headers=auth,
     )
-    assert late.status_code == 422
-    assert (await client.post(f"/v1/sessions/{sid}/advance", headers=auth)).status_code == 409
+    closed = [
+        late,
+        await client.post(f"/v1/sessions/{sid}/advance", headers=auth),
+        await client.post(
+            f"/v1/sessions/{sid}/advance",
+            json={"from_problem_id": "math-limit-sine-ratio-not-here"},
+            headers=auth,
+        ),
+        await client.post(
+            "/v1/tutor/messages",
+            json={"session_id": sid, "problem_id": "math-derivative-power", "message": "help"},
+            headers=auth,
+        ),
+    ]
+    for refused in closed:
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"].endswith("/session-closed")
+    # ...but a retry of the advance that completed it still answers its state.
+    retried = await client.post(
+        f"/v1/sessions/{sid}/advance", json={"from_problem_id": pid}, headers=auth
+    )
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "completed"
     # ...and the learner may start over.
     assert (await start(client, auth, MATH_TRACK)).status_code == 201
 
@@ -185,6 +235,7 @@ async def test_ending_a_session_frees_the_track_for_a_new_one(stack: Stack, auth
     assert again.json()["status"] == "ended"
     refused = await client.post(f"/v1/sessions/{sid}/advance", headers=auth)
     assert refused.status_code == 409
+    assert refused.json()["type"].endswith("/session-closed")
     new = await start(client, auth, SYSTEMS_TRACK)
     assert new.status_code == 201
     assert new.json()["id"] != sid
@@ -223,7 +274,7 @@ async def test_another_users_session_is_404_on_every_endpoint(
     await client.post(f"/v1/sessions/{sid}/end", headers=auth)
 
 
-async def test_a_submission_outside_the_sessions_track_version_is_422(
+async def test_a_submission_outside_the_sessions_track_version_is_409(
     stack: Stack, auth: Headers
 ) -> None:
     client = stack.client
@@ -233,7 +284,8 @@ async def test_a_submission_outside_the_sessions_track_version_is_422(
         json={"problem_id": "math-solve-linear", "session_id": sid, "answer": "5"},
         headers=auth,
     )
-    assert r.status_code == 422, r.text
+    assert r.status_code == 409, r.text
+    assert r.json()["type"].endswith("/item-not-available")
     assert "not part of the track version" in r.json()["detail"]
     await client.post(f"/v1/sessions/{sid}/end", headers=auth)
 

@@ -63,7 +63,11 @@ async def test_unknown_track_is_404(stack: Stack, auth: dict[str, str]) -> None:
 async def test_loading_the_demo_tracks_again_changes_nothing(stack: Stack) -> None:
     from tools.seed_demo import seed
 
-    outcome = await seed(stack.app.state.resources.sessionmaker, stack.devservices.problem_bank)
+    outcome = await seed(
+        stack.app.state.resources.sessionmaker,
+        stack.devservices.problem_bank,
+        internal_token=stack.settings.internal_token,
+    )
     assert set(outcome.values()) == {"unchanged"}
 
 

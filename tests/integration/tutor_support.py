@@ -46,7 +46,12 @@ async def publish_tutor_track(app: FastAPI, problem_bank_base: str) -> None:
     """Publish the tests' own track (idempotent), whatever the demo tracks hold."""
     from tools.seed_demo import seed
 
-    await seed(app.state.resources.sessionmaker, problem_bank_base, specs=[TUTOR_TRACK])
+    await seed(
+        app.state.resources.sessionmaker,
+        problem_bank_base,
+        specs=[TUTOR_TRACK],
+        internal_token=app.state.resources.settings.internal_token,
+    )
 
 
 async def new_session(sessionmaker: async_sessionmaker[AsyncSession], user_id: str) -> uuid.UUID:

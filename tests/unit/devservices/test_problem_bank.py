@@ -23,6 +23,8 @@ from domain.upstream import Domain, EvalKind, ProblemBundle, ProblemList, Proble
 
 from .conftest import TOKEN
 
+AUTH = {"X-Internal-Token": TOKEN}
+
 PROBLEMS = load_problems()
 
 
@@ -79,13 +81,13 @@ def test_secret_markers_are_only_in_hidden_tests() -> None:
 
 
 async def test_public_endpoints_never_show_hidden_data(bank_client: httpx.AsyncClient) -> None:
-    listing = await bank_client.get("/v1/problems")
+    listing = await bank_client.get("/v1/problems", headers=AUTH)
     assert listing.status_code == 200
     items = ProblemList.model_validate(listing.json()).items
     assert [p.id for p in items] == list(PROBLEMS)
     bodies = [listing.text]
     for problem_id in PROBLEMS:
-        response = await bank_client.get(f"/v1/problems/{problem_id}")
+        response = await bank_client.get(f"/v1/problems/{problem_id}", headers=AUTH)
         assert response.status_code == 200
         ProblemPublic.model_validate(response.json())
         bodies.append(response.text)
@@ -101,23 +103,28 @@ async def test_public_endpoints_never_show_hidden_data(bank_client: httpx.AsyncC
 
 async def test_list_filters(bank_client: httpx.AsyncClient) -> None:
     response = await bank_client.get(
-        "/v1/problems", params={"ids": "sys-token-bucket,py-two-sum,nope"}
+        "/v1/problems", params={"ids": "sys-token-bucket,py-two-sum,nope"}, headers=AUTH
     )
     assert [p["id"] for p in response.json()["items"]] == ["sys-token-bucket", "py-two-sum"]
-    response = await bank_client.get("/v1/problems", params={"domain": "math"})
+    response = await bank_client.get("/v1/problems", params={"domain": "math"}, headers=AUTH)
     ids = [p["id"] for p in response.json()["items"]]
     assert ids
     assert all(i.startswith("math-") for i in ids)
-    response = await bank_client.get("/v1/problems", params={"domain": "biology"})
+    response = await bank_client.get("/v1/problems", params={"domain": "biology"}, headers=AUTH)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Internal-Token": "wrong"}, {"X-Internal-Token": ""}])
-async def test_internal_endpoint_needs_the_token(
-    bank_client: httpx.AsyncClient, headers: dict[str, str]
+@pytest.mark.parametrize(
+    "path",
+    ["/internal/v1/problems/py-secret-sum", "/v1/problems/py-secret-sum", "/v1/problems"],
+)
+async def test_every_problem_route_needs_the_token(
+    bank_client: httpx.AsyncClient, headers: dict[str, str], path: str
 ) -> None:
-    response = await bank_client.get("/internal/v1/problems/py-secret-sum", headers=headers)
+    """The public part holds the whole hint ladder: learners read it through CO only."""
+    response = await bank_client.get(path, headers=headers)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 401
