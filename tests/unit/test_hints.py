@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.hints import HintFacts, allowed_level, decide, solution_allowed
+from domain.hints import HintFacts, allowed_level, decide, next_unlock, solution_allowed
 
 
 def facts(failed: int = 0, highest: int = 0, prior: int | None = None) -> HintFacts:
@@ -71,3 +71,25 @@ def test_a_full_solution_only_where_the_problem_allows_it(
     level: int, failed: int, problem_allows: bool, allowed: bool
 ) -> None:
     assert solution_allowed(level, failed, problem_allows) is allowed
+
+
+@pytest.mark.parametrize(
+    ("failed", "highest", "expected"),
+    [
+        (0, 0, "level 2"),
+        (1, 0, "2 more failed"),
+        (0, 2, "at least one failed submission"),
+        (2, 0, "1 more failed"),
+        (1, 2, None),
+        (3, 0, None),
+    ],
+)
+def test_next_unlock_says_what_opens_the_next_level(
+    failed: int, highest: int, expected: str | None
+) -> None:
+    text = next_unlock(HintFacts(failed_attempts=failed, highest_prior_level=highest))
+    if expected is None:
+        assert text is None
+    else:
+        assert text is not None
+        assert expected in text
