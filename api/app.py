@@ -17,7 +17,7 @@ from api.auth import JwtVerifier
 from api.deps import Resources
 from api.errors import install_error_handlers
 from api.middleware import ProblemCORSMiddleware, install_edge
-from api.openapi import install_openapi
+from api.openapi import TAGS, install_openapi
 from api.routers import authoring, health, problems, sessions, submissions, tracks, tutor
 from domain.settings import Settings, SettingsError, get_settings
 from store.db import make_engine, make_sessionmaker
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "probes needs a JWT bearer token; errors are application/problem+json."
         ),
         lifespan=lifespan,
+        openapi_tags=TAGS,
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -16,6 +16,17 @@ from fastapi.openapi.utils import get_openapi
 from api.errors import PROBLEM_JSON, Problem, status_title
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+# One tag per resource, in the order a reader meets them (Swagger UI and ReDoc group by it).
+TAGS: list[dict[str, Any]] = [
+    {"name": "tracks", "description": "Published tracks and their curricula."},
+    {"name": "problems", "description": "Problems as a learner may read them, with hints."},
+    {"name": "sessions", "description": "A learner working through a track, item by item."},
+    {"name": "submissions", "description": "Code or answers sent for evaluation."},
+    {"name": "tutor", "description": "Questions to the tutor, answered as an SSE stream."},
+    {"name": "authoring", "description": "(admin) Drafts, validation and publication."},
+    {"name": "health", "description": "Liveness and readiness probes (no token)."},
+]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 _RATE_LIMIT_HEADERS: dict[str, Any] = {

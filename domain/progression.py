@@ -353,7 +353,14 @@ class SessionView(BaseModel):
     current: CurrentItem | None
     modules: list[ModuleView]
     progress: ProgressSummary
-    mastery: dict[str, float] = Field(description="Per skill, from this session's attempts.")
+    mastery: dict[str, float] = Field(
+        description=(
+            "Per skill trained by this session's items, a score from 0 (no evidence or "
+            "never accepted) to 1: accepted / (attempts + 1) over the evaluated submissions "
+            "to the items that train the skill (a first acceptance scores 0.5, repeated "
+            "success approaches 1, a failure lowers it). Skills never attempted are absent."
+        )
+    )
     next_actions: list[NextAction]
     advance_blocked_reason: str | None = None
 

@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.limits import TUTOR_MAX_MESSAGE_CHARS
+
 
 class SettingsError(RuntimeError):
     """Raised at start-up when the environment is missing or malformed."""
@@ -90,7 +92,12 @@ class Settings(BaseSettings):
     tutor_idle_timeout_seconds: float = Field(
         default=60.0, gt=0, description="A relay that receives nothing for this long gives up."
     )
-    tutor_max_message_chars: int = Field(default=2000, ge=1)
+    tutor_max_message_chars: int = Field(
+        default=TUTOR_MAX_MESSAGE_CHARS,
+        ge=1,
+        le=TUTOR_MAX_MESSAGE_CHARS,
+        description="Longest learner message to the tutor; may only tighten the schema's bound.",
+    )
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.upstream import Domain
 
@@ -43,7 +43,13 @@ class TrackSummary(BaseModel):
     version: int
     published_at: datetime | None
     module_count: int
-    problem_count: int
+    problem_count: int = Field(description="Every item of the curriculum, optional ones included.")
+    items_total: int = Field(
+        description=(
+            "Required items only: what a session's `progress.items_total` counts "
+            "(optional items can be skipped and do not count towards completion)."
+        )
+    )
 
 
 class TrackDetail(TrackSummary):
@@ -51,4 +57,8 @@ class TrackDetail(TrackSummary):
 
 
 class TrackList(BaseModel):
+    """Ordered by domain, then slug; pass ``next_cursor`` as ``cursor`` for the next
+    page (null on the last page)."""
+
     items: list[TrackSummary]
+    next_cursor: str | None = None

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.hints import HintDecision
+from domain.limits import TUTOR_MAX_MESSAGE_CHARS
 from domain.upstream import TutorLastResult, TutorTestResult, Verdict
 
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("0b7f3c55-8f0e-4d8c-b6a5-3c1d9e2a7f41")
@@ -66,8 +67,8 @@ class TutorMessageCreate(BaseModel):
 
     session_id: uuid.UUID
     problem_id: Annotated[str, StringConstraints(min_length=1, max_length=120)]
-    message: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = Field(
-        description="The learner's question (at most CO_TUTOR_MAX_MESSAGE_CHARS characters)."
+    message: Annotated[str, StringConstraints(min_length=1, max_length=TUTOR_MAX_MESSAGE_CHARS)] = (
+        Field(description="The learner's question (at most CO_TUTOR_MAX_MESSAGE_CHARS characters).")
     )
     hint_level: Annotated[int, Field(ge=1, le=3)] | None = Field(
         default=None,

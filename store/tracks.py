@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -23,7 +23,14 @@ def _latest_published() -> Select[TrackVersion]:
     )
 
 
-async def list_published(db: AsyncSession, *, domain: str | None = None) -> list[TrackVersion]:
+async def list_published(
+    db: AsyncSession,
+    *,
+    domain: str | None = None,
+    limit: int | None = None,
+    after: tuple[str, str] | None = None,
+) -> list[TrackVersion]:
+    """Newest published version of each track, by (domain, slug), after a keyset."""
     stmt = (
         _latest_published()
         .join(Track, Track.id == TrackVersion.track_id)
@@ -35,6 +42,10 @@ async def list_published(db: AsyncSession, *, domain: str | None = None) -> list
     )
     if domain is not None:
         stmt = stmt.where(Track.domain == domain)
+    if after is not None:
+        stmt = stmt.where(tuple_(Track.domain, Track.slug) > tuple_(*after))
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list((await db.scalars(stmt)).all())
 
 

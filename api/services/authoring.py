@@ -218,5 +218,6 @@ async def publish(
         published_at=version.published_at,
         module_count=len(version.modules),
         problem_count=sum(len(m.items) for m in version.modules),
+        items_total=sum(1 for m in version.modules for i in m.items if i.required),
         modules=[ModuleOut.model_validate(m) for m in version.modules],
     )
