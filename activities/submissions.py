@@ -16,12 +16,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
+from activities.evaluation_status import EvaluationStatus
 from activities.upstream import UpstreamClient
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
     EvaluationOutcome,
     PersistResultInput,
+    RetryReason,
     SubmissionFacts,
     SubmissionStatus,
     redact_response,
@@ -122,21 +124,25 @@ class SubmissionActivities:
                 type="SubmissionMissing",
                 non_retryable=True,
             )
+        status = EvaluationStatus(self._db, data.submission_id)
+        await status.started()
         async with heartbeating():
-            bundle = await self._bank.call(
-                "GET", f"/internal/v1/problems/{submission.problem_id}", ProblemBundle
-            )
+            async with status.failing_as(RetryReason.problem_bank_unavailable):
+                bundle = await self._bank.call(
+                    "GET", f"/internal/v1/problems/{submission.problem_id}", ProblemBundle
+                )
             request = build_eval_request(submission, bundle)
             n_tests = max(1, len(request.tests))
             timeout = n_tests * request.limits.time_limit_ms / 1000 + EVAL_TIMEOUT_MARGIN_SECONDS
-            response = await self._eval.call(
-                "POST",
-                "/v1/evaluate",
-                EvalResponse,
-                json=request.model_dump(mode="json"),
-                timeout=timeout,
-            )
-        outcome = redact_response(response)
+            async with status.failing_as(RetryReason.eval_unavailable):
+                response = await self._eval.call(
+                    "POST",
+                    "/v1/evaluate",
+                    EvalResponse,
+                    json=request.model_dump(mode="json"),
+                    timeout=timeout,
+                )
+        outcome = redact_response(response, request.kind)
         log.info(
             "submission evaluated",
             extra={"submission_id": str(data.submission_id), "verdict": outcome.verdict.value},

@@ -71,11 +71,32 @@ class TestResultOut(BaseModel):
 class ResultOut(BaseModel):
     verdict: Verdict
     message: str
-    passed: int
-    total: int
-    time_ms: int
+    passed: int | None = Field(
+        description="Tests passed (public and hidden); null for answers (math, numeric, "
+        "choice), which are checked as a whole and have no tests."
+    )
+    total: int | None = Field(description="Tests run; null for answers, as `passed`.")
+    time_ms: int = Field(description="Eval's wall time for this evaluation, in milliseconds.")
     memory_kb: int | None = None
-    tests: list[TestResultOut]
+    tests: list[TestResultOut] = Field(description="Per test (code problems); empty for answers.")
+
+
+class RetryReason(StrEnum):
+    """Why an evaluation is being retried, as a class (never the upstream's own text)."""
+
+    problem_bank_unavailable = "problem_bank_unavailable"
+    eval_unavailable = "eval_unavailable"
+    internal = "internal"
+
+
+class EvaluationProgress(BaseModel):
+    """How the evaluation is going while the submission is not finished."""
+
+    attempt: int = Field(description="The evaluation attempt running now (1 = the first).")
+    retrying: bool = Field(description="An earlier attempt failed and evaluation is retried.")
+    last_failure: RetryReason | None = Field(
+        description="The class of the failure that made it retry."
+    )
 
 
 class SubmissionOut(BaseModel):
@@ -87,8 +108,17 @@ class SubmissionOut(BaseModel):
     status: SubmissionStatus
     verdict: Verdict | None
     failure_reason: str | None
+    evaluation: EvaluationProgress | None = Field(
+        default=None,
+        description="While `running`: the evaluation's attempt and, when retried, why.",
+    )
     created_at: datetime
     completed_at: datetime | None
+    duration_ms: int | None = Field(
+        default=None,
+        description="Whole-submission time, from the POST to the stored result "
+        "(queueing and retries included); null until finished.",
+    )
     result: ResultOut | None = None
     links: dict[str, str] = Field(default_factory=dict)
 
@@ -210,15 +240,24 @@ _VERDICT_TEXT = {
 _SELF_DESCRIBING = {Verdict.compile_error, Verdict.invalid_answer}
 
 
-def redact_response(response: EvalResponse) -> EvaluationOutcome:
+_ANSWER_TEXT = {
+    Verdict.accepted: "The answer is correct.",
+    Verdict.wrong_answer: "The answer is not correct.",
+}
+
+
+def redact_response(response: EvalResponse, kind: EvalKind | None = None) -> EvaluationOutcome:
     """The learner-safe outcome of an evaluation.
 
     The evaluator's free-text message is kept only where it describes the
     learner's own input; otherwise the message is rebuilt from the first failing
-    test, which for a hidden test says nothing but its number.
+    test, which for a hidden test says nothing but its number. An answer (math,
+    numeric, choice) has no tests, and its message does not speak of any.
     """
     tests = [redact_test(t) for t in response.tests[:MAX_TESTS_IN_RESULT]]
     message = _VERDICT_TEXT[response.verdict]
+    if kind is not None and kind != EvalKind.python:
+        message = _ANSWER_TEXT.get(response.verdict, message)
     if response.verdict in _SELF_DESCRIBING and response.message:
         message = _clip(response.message)
     elif response.verdict != Verdict.accepted:

@@ -175,3 +175,18 @@ async def recompute_mastery(db: AsyncSession, user_id: str, problem_id: str) -> 
             },
         )
     return scores
+
+
+async def note_evaluation_attempt(
+    db: AsyncSession, submission_id: uuid.UUID, attempt: int, retry_reason: str | None
+) -> None:
+    """Record which evaluation attempt runs and why the last one failed, while the
+    submission is still running (a finished one is never touched)."""
+    values: dict[str, object] = {"evaluation_attempt": attempt, "updated_at": func.now()}
+    if retry_reason is not None:
+        values["retry_reason"] = retry_reason
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, Submission.status.not_in(_TERMINAL))
+        .values(**values)
+    )

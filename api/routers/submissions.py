@@ -14,6 +14,9 @@ from domain.submissions import SubmissionCreate, SubmissionOut, SubmissionPage
 
 router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 
+# A 202 says when to look again: most evaluations finish within a second or two.
+POLL_AFTER_SECONDS = 1
+
 
 @router.post(
     "",
@@ -22,12 +25,26 @@ router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
     summary="Submit code or an answer for evaluation",
     description=(
         "Answers 202 with the queued submission. With `Prefer: wait=N` (N ≤ 30) it waits "
-        "up to N seconds for the verdict and answers 200 when it arrives in time. An "
-        "`Idempotency-Key` makes a retried POST return the same submission."
+        "up to N seconds for the verdict and answers 200 when it arrives in time; a 202 "
+        "carries `Retry-After` (seconds until it is worth polling `Location`). An "
+        "`Idempotency-Key` makes a retried POST return the same submission (another body "
+        "with the same key: 422 `idempotency-key-reused`). With `session_id` the problem "
+        "must be the session's current item (409 `item-not-available`), and the session "
+        "must be active (409 `session-closed`)."
     ),
     responses={
         200: {"model": SubmissionOut, "description": "Evaluated within the wait"},
-        **problem_responses(401, 404, 413, 422, 429),
+        202: {
+            "model": SubmissionOut,
+            "description": "Queued or running; poll `Location` after `Retry-After` seconds",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until polling is worthwhile.",
+                    "schema": {"type": "integer"},
+                }
+            },
+        },
+        **problem_responses(401, 404, 409, 413, 422, 429),
     },
 )
 async def create_submission(
@@ -54,6 +71,8 @@ async def create_submission(
         response.status_code = 200
         if prefer:
             response.headers["Preference-Applied"] = "wait"
+    else:
+        response.headers["Retry-After"] = str(POLL_AFTER_SECONDS)
     return out
 
 

@@ -31,7 +31,9 @@ from api.problem_types import IdempotencyKeyReused
 from api.services import session_rules as sessions_rules
 from domain.settings import Settings
 from domain.submissions import (
+    EvaluationProgress,
     ResultOut,
+    RetryReason,
     SubmissionCreate,
     SubmissionInput,
     SubmissionOut,
@@ -176,32 +178,63 @@ async def create(
     return await to_out(db, row)
 
 
-def _result_out(result: Result) -> ResultOut:
+def _result_out(result: Result, kind: EvalKind) -> ResultOut:
+    answer = kind != EvalKind.python
     return ResultOut(
         verdict=Verdict(result.verdict),
         message=result.message,
-        passed=result.passed,
-        total=result.total,
+        passed=None if answer else result.passed,
+        total=None if answer else result.total,
         time_ms=result.time_ms,
         memory_kb=result.memory_kb,
         tests=[TestResultOut.model_validate(t) for t in result.tests],
     )
 
 
+def _evaluation(row: Submission) -> EvaluationProgress | None:
+    if row.status != SubmissionStatus.running.value:
+        return None
+    attempt = max(1, row.evaluation_attempt)
+    return EvaluationProgress(
+        attempt=attempt,
+        retrying=attempt > 1 or row.retry_reason is not None,
+        last_failure=RetryReason(row.retry_reason) if row.retry_reason else None,
+    )
+
+
+def links(row: Submission) -> dict[str, str]:
+    out = {
+        "self": f"/v1/submissions/{row.id}",
+        "problem": f"/v1/problems/{row.problem_id}",
+    }
+    if row.session_id is not None:
+        out["session"] = f"/v1/sessions/{row.session_id}"
+        out["problem"] += f"?session_id={row.session_id}"
+    return out
+
+
 def _out(row: Submission, result: Result | None) -> SubmissionOut:
+    kind = EvalKind(row.kind)
+    duration = (
+        max(0, round((row.completed_at - row.created_at).total_seconds() * 1000))
+        if row.completed_at is not None
+        else None
+    )
     return SubmissionOut(
         id=row.id,
         problem_id=row.problem_id,
         session_id=row.session_id,
-        kind=EvalKind(row.kind),
+        kind=kind,
         language=row.language,
         status=SubmissionStatus(row.status),
         verdict=Verdict(row.verdict) if row.verdict else None,
         failure_reason=row.failure_reason,
+        evaluation=_evaluation(row),
         created_at=row.created_at,
         completed_at=row.completed_at,
-        result=_result_out(result) if result is not None else None,
-        links={"self": f"/v1/submissions/{row.id}"},
+        duration_ms=duration,
+        result=_result_out(result, kind) if result is not None else None,
+        links=links(row),
     )
 
 

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,6 +237,14 @@ class Evaluator:
         return sem
 
     async def evaluate(self, request: EvalRequest) -> EvalResponse:
+        """Evaluate; ``time_ms`` is the evaluation's wall time (whole milliseconds,
+        rounded up), never less than the sum of the tests' own times."""
+        started = time.perf_counter()
+        response = await self._evaluate(request)
+        wall_ms = math.ceil((time.perf_counter() - started) * 1000)
+        return response.model_copy(update={"time_ms": max(response.time_ms, wall_ms)})
+
+    async def _evaluate(self, request: EvalRequest) -> EvalResponse:
         if request.kind is EvalKind.python:
             return await self.python(request)
         if request.kind is EvalKind.math_expr:

@@ -42,6 +42,10 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def _about_last_result(result: TutorLastResult) -> str:
+    if result.total == 0:  # an answer (math, numeric, choice): no tests to speak of
+        if result.verdict == Verdict.accepted:
+            return "Your last answer was correct; here is how to think about it anyway."
+        return f"Your last answer was not accepted: {_short(result.message, 160)}"
     if result.verdict == Verdict.accepted:
         return "Your last attempt passed every test; here is how to think about it anyway."
     failing = result.failing_public_tests[0] if result.failing_public_tests else None
