@@ -29,6 +29,7 @@ ROUTERS = (
     tracks.router,
     problems.router,
     authoring.router,
+    authoring.listing,
     sessions.router,
     submissions.router,
     tutor.router,

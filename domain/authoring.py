@@ -94,8 +94,13 @@ class TrackPatch(BaseModel):
 
 
 class DraftOut(BaseModel):
-    version: int
-    created_at: datetime
+    version: int = Field(description="The number it gets when published (newest + 1).")
+    created_at: datetime = Field(description="When this draft was started.")
+    updated_at: datetime = Field(description="When its curriculum last changed.")
+    etag: str = Field(
+        description="The draft's current entity tag, also sent as the `ETag` header: give "
+        "it as `If-Match` to publish (or replace) exactly this draft."
+    )
     modules: list[ModuleOut]
 
 
@@ -109,3 +114,30 @@ class AuthorTrack(BaseModel):
     description: str
     published_version: int | None
     draft: DraftOut | None
+
+
+class DraftRef(BaseModel):
+    """A draft in a list: the names of ``DraftOut`` without the modules."""
+
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class AuthorTrackSummary(BaseModel):
+    """A track in the authors' list: the names of ``AuthorTrack`` without modules."""
+
+    id: uuid.UUID
+    slug: str
+    title: str
+    domain: Domain
+    published_version: int | None
+    draft: DraftRef | None = Field(description="Null when the track has no draft.")
+
+
+class AuthorTrackList(BaseModel):
+    """Ordered by slug; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[AuthorTrackSummary]
+    next_cursor: str | None = None

@@ -163,3 +163,27 @@ def find_prerequisite_cycle(spec: CurriculumSpec) -> list[str] | None:
         if state.get(slug) is None and (found := visit(slug)):
             return found
     return None
+
+
+def domain_mismatches(
+    spec: CurriculumSpec, track_domain: Domain, problem_domains: dict[str, Domain]
+) -> list[CurriculumIssue]:
+    """Items whose problem belongs to another domain than the track (a coding problem
+    in a math track). Problems not in ``problem_domains`` are left to the unknown-id
+    check."""
+    issues = []
+    for i, module in enumerate(spec.modules):
+        for j, item in enumerate(module.items):
+            found = problem_domains.get(item.problem_id)
+            if found is not None and found != track_domain:
+                issues.append(
+                    CurriculumIssue(
+                        loc=["modules", str(i), "items", str(j), "problem_id"],
+                        msg=(
+                            f"problem '{item.problem_id}' is a {found.value} problem; "
+                            f"this is a {track_domain.value} track"
+                        ),
+                        type="domain_mismatch",
+                    )
+                )
+    return issues

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from domain.curriculum import CurriculumSpec, TrackSpec
 from domain.upstream import EvalKind
@@ -181,18 +181,61 @@ async def save_draft(
     spec: CurriculumSpec,
     problems: Mapping[str, ProblemFactsLike],
 ) -> TrackVersion:
-    """Replace the track's draft curriculum, creating the draft when there is none."""
+    """Replace the track's draft curriculum, creating the draft when there is none.
+
+    The draft's ``updated_at`` moves (its ETag with it), and its number moves past a
+    version published meanwhile (by the demo loader), so it always says what it will
+    be published as."""
     draft = await get_draft(db, track.id)
+    now = datetime.now(UTC)
     if draft is None:
         draft = TrackVersion(
-            track_id=track.id, version=await next_version_number(db, track.id), status="draft"
+            track_id=track.id,
+            version=await next_version_number(db, track.id),
+            status="draft",
+            created_at=now,
+            updated_at=now,
         )
         db.add(draft)
         await db.flush()
+    else:
+        draft.version = max(draft.version, (await newest_published_number(db, track.id) or 0) + 1)
+        draft.updated_at = now
     await _replace_modules(db, draft, spec, problems)
     reloaded = await get_draft(db, track.id)
     assert reloaded is not None
     return reloaded
+
+
+def draft_etag(draft: TrackVersion) -> str:
+    """A strong entity tag of the draft's current state (it changes with every save)."""
+    return f'"{draft.id.hex}.{int(draft.updated_at.timestamp() * 1_000_000)}"'
+
+
+async def list_for_authors(
+    db: AsyncSession, *, has_draft: bool | None, limit: int, after: str | None
+) -> list[tuple[Track, int | None, TrackVersion | None]]:
+    """Every track by slug, with its newest published number and its draft."""
+    published = (
+        select(func.max(TrackVersion.version))
+        .where(TrackVersion.track_id == Track.id, TrackVersion.status == "published")
+        .correlate(Track)
+        .scalar_subquery()
+    )
+    draft = aliased(TrackVersion)
+    stmt = (
+        select(Track, published, draft)
+        .outerjoin(draft, (draft.track_id == Track.id) & (draft.status == "draft"))
+        .order_by(Track.slug)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Track.slug > after)
+    if has_draft is True:
+        stmt = stmt.where(draft.id.is_not(None))
+    elif has_draft is False:
+        stmt = stmt.where(draft.id.is_(None))
+    return [(row[0], row[1], row[2]) for row in (await db.execute(stmt)).all()]
 
 
 class DraftChanged(Exception):

@@ -2,10 +2,15 @@
 
 Checking problem ids needs Problem Bank, which the API must not call on a user's
 behalf; it runs ``PublishTrackWorkflow`` and waits for its answer instead (a dry
-run when a draft is saved, a real run to publish). The structure of a curriculum
-(empty modules, cycles, duplicates) is checked here first, so a malformed draft is
-refused without a round trip. Drafts are always valid when saved; publishing checks
-again, because Problem Bank may have changed since.
+run when a draft is saved, a real run to publish). One 422 lists every issue at
+once: the workflow checks the structure (empty modules, cycles, duplicates) and the
+problem ids together, and the API adds the problems of another domain than the
+track's from the facts the workflow returned. Drafts are always valid when saved;
+publishing checks again, because Problem Bank may have changed since.
+
+A draft has an ``ETag`` (it changes with every save); ``If-Match`` on publish or on a
+replacement makes the request apply only to the draft the author last saw (412
+otherwise).
 """
 
 from __future__ import annotations
@@ -27,22 +32,27 @@ from temporalio.service import RPCError
 
 from api.auth import Principal
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from api.pagination import decode_key_cursor, encode_key_cursor
+from api.problem_types import InvalidCurriculum, PreconditionFailed
 from domain.authoring import (
     AuthorTrack,
+    AuthorTrackList,
+    AuthorTrackSummary,
     DraftOut,
+    DraftRef,
     PublishOutcome,
     PublishStatus,
     PublishTrackInput,
     TrackPatch,
 )
-from domain.curriculum import CurriculumIssue, CurriculumSpec, TrackSpec, validate_curriculum
+from domain.curriculum import CurriculumIssue, CurriculumSpec, TrackSpec, domain_mismatches
 from domain.settings import Settings
 from domain.temporal import CO_TRACK_SLUG, CO_USER_ID
 from domain.tracks import ModuleOut, TrackDetail
 from domain.upstream import Domain
 from store import curricula as repo
 from store import tracks as track_repo
-from store.models import Track
+from store.models import Track, TrackVersion
 
 # The workflow needs a few seconds at most; past this the author is told to retry.
 CHECK_TIMEOUT_SECONDS = 30.0
@@ -51,15 +61,22 @@ CHECK_TIMEOUT_SECONDS = 30.0
 def _refuse(issues: list[CurriculumIssue]) -> Unprocessable:
     first = issues[0].msg
     more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
-    return Unprocessable(
+    return InvalidCurriculum(
         f"the curriculum cannot be used: {first}{more}",
         errors=[i.model_dump() for i in issues],
     )
 
 
-def _check_structure(spec: CurriculumSpec) -> None:
-    if issues := validate_curriculum(spec, None):
-        raise _refuse(issues)
+def _check_if_match(draft: TrackVersion | None, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*" and draft is not None:
+        return
+    current = repo.draft_etag(draft) if draft is not None else None
+    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    if current is None or current not in tags:
+        raise PreconditionFailed(
+            "the draft has changed since you read it (If-Match does not match its ETag); "
+            "read it again"
+        )
 
 
 async def _run_check(
@@ -69,10 +86,14 @@ async def _run_check(
     slug: str,
     spec: CurriculumSpec,
     *,
+    track_domain: Domain,
     version_id: uuid.UUID | None = None,
 ) -> PublishOutcome:
     """Run PublishTrackWorkflow (a dry run without ``version_id``) and raise the API
-    error its outcome stands for."""
+    error its outcome stands for. A curriculum with problems of another domain is
+    refused before anything is published (a dry run first)."""
+    if version_id is not None:
+        await _run_check(temporal, settings, principal, slug, spec, track_domain=track_domain)
     dry_run = version_id is None
     workflow_id = f"curriculum-check-{uuid.uuid4()}" if dry_run else f"publish-{version_id}"
     try:
@@ -106,8 +127,9 @@ async def _run_check(
         ) from None
     except (RPCError, WorkflowFailureError) as err:
         raise ServiceUnavailable("the curriculum cannot be checked right now") from err
-    if outcome.status == PublishStatus.invalid:
-        raise _refuse(outcome.issues)
+    mismatches = domain_mismatches(spec, track_domain, {p.id: p.domain for p in outcome.problems})
+    if outcome.status == PublishStatus.invalid or mismatches:
+        raise _refuse([*outcome.issues, *mismatches])
     if outcome.status == PublishStatus.unavailable:
         raise ServiceUnavailable(outcome.message or "Problem Bank is unavailable")
     if outcome.status == PublishStatus.draft_changed:
@@ -128,6 +150,8 @@ async def _author_view(db: AsyncSession, track: Track) -> AuthorTrack:
             DraftOut(
                 version=draft.version,
                 created_at=draft.created_at,
+                updated_at=draft.updated_at,
+                etag=repo.draft_etag(draft),
                 modules=[ModuleOut.model_validate(m) for m in draft.modules],
             )
             if draft is not None
@@ -149,8 +173,9 @@ async def create_track(
     if await repo.get_track(db, body.slug) is not None:
         raise Conflict(f"a track '{body.slug}' exists already")
     spec = body.curriculum()
-    _check_structure(spec)
-    outcome = await _run_check(temporal, settings, principal, body.slug, spec)
+    outcome = await _run_check(
+        temporal, settings, principal, body.slug, spec, track_domain=body.domain
+    )
     try:
         track = await repo.upsert_track(db, body, created_by=principal.user_id)
     except IntegrityError:
@@ -170,12 +195,17 @@ async def replace_draft(
     principal: Principal,
     slug: str,
     spec: CurriculumSpec,
+    *,
+    if_match: str | None = None,
 ) -> AuthorTrack:
-    await _track(db, slug)
-    _check_structure(spec)
-    outcome = await _run_check(temporal, settings, principal, slug, spec)
+    track = await _track(db, slug)
+    outcome = await _run_check(
+        temporal, settings, principal, slug, spec, track_domain=Domain(track.domain)
+    )
     # Lock only now, not across the check: concurrent saves of one draft take turns.
     track = await _track(db, slug, for_update=True)
+    if if_match is not None:
+        _check_if_match(await repo.get_draft(db, track.id), if_match)
     try:
         await repo.save_draft(db, track, spec, {p.id: p for p in outcome.problems})
     except IntegrityError:
@@ -194,7 +224,13 @@ async def patch_track(db: AsyncSession, slug: str, body: TrackPatch) -> AuthorTr
 
 
 async def publish(
-    db: AsyncSession, temporal: Client, settings: Settings, principal: Principal, slug: str
+    db: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    slug: str,
+    *,
+    if_match: str | None = None,
 ) -> TrackDetail:
     """Publish the draft as the track's newest version. Running sessions keep the
     version they started on; new sessions get this one."""
@@ -202,8 +238,15 @@ async def publish(
     draft = await repo.get_draft(db, track.id)
     if draft is None:
         raise Conflict(f"track '{slug}' has no draft to publish")
+    _check_if_match(draft, if_match)
     await _run_check(
-        temporal, settings, principal, slug, repo.curriculum_of(draft), version_id=draft.id
+        temporal,
+        settings,
+        principal,
+        slug,
+        repo.curriculum_of(draft),
+        track_domain=Domain(track.domain),
+        version_id=draft.id,
     )
     db.expunge_all()  # the activity rewrote the rows this session has loaded
     version = await track_repo.get_published(db, slug)
@@ -220,4 +263,35 @@ async def publish(
         problem_count=sum(len(m.items) for m in version.modules),
         items_total=sum(1 for m in version.modules for i in m.items if i.required),
         modules=[ModuleOut.model_validate(m) for m in version.modules],
+    )
+
+
+async def list_for_authors(
+    db: AsyncSession, *, has_draft: bool | None, limit: int, cursor: str | None
+) -> AuthorTrackList:
+    after = decode_key_cursor(cursor, 1)[0] if cursor else None
+    rows = await repo.list_for_authors(db, has_draft=has_draft, limit=limit + 1, after=after)
+    page, more = rows[:limit], len(rows) > limit
+    return AuthorTrackList(
+        items=[
+            AuthorTrackSummary(
+                id=track.id,
+                slug=track.slug,
+                title=track.title,
+                domain=Domain(track.domain),
+                published_version=published,
+                draft=(
+                    DraftRef(
+                        version=draft.version,
+                        created_at=draft.created_at,
+                        updated_at=draft.updated_at,
+                        etag=repo.draft_etag(draft),
+                    )
+                    if draft is not None
+                    else None
+                ),
+            )
+            for track, published, draft in page
+        ],
+        next_cursor=encode_key_cursor(page[-1][0].slug) if more and page else None,
     )

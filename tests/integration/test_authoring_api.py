@@ -70,6 +70,7 @@ async def test_learners_get_403_on_author_endpoints(stack: Stack, auth: Headers)
         client.put(f"/v1/tracks/{slug}/draft", json={"modules": V1}, headers=auth),
         client.patch(f"/v1/tracks/{slug}", json={"title": "Mine now"}, headers=auth),
         client.post(f"/v1/tracks/{slug}/publish", headers=auth),
+        client.get("/v1/authoring/tracks", headers=auth),
     ]
     for response in [await c for c in calls]:
         assert response.status_code == 403, (response.request.url, response.text)
@@ -91,22 +92,28 @@ async def test_an_invalid_curriculum_is_refused_with_every_issue(
         ("unknown_problem", ["modules", "0", "items", "1", "problem_id"])
     ]
     assert "unknown problem id 'no-such-problem'" in unknown.json()["detail"]
-    # Structure: refused before anything is asked.
+    # Structure, unknown ids and problems of another domain: all in one answer.
     broken = await client.post(
         "/v1/tracks",
         json=track(
             new_slug(),
             [
-                module("a", "math-solve-linear", prerequisites=["b"]),
-                module("b", "math-expand-binomial", prerequisites=["a"]),
+                module("a", "math-solve-linear", "nope-missing", prerequisites=["b"]),
+                module("b", "py-two-sum", prerequisites=["a"]),
                 module("c"),
             ],
         ),
         headers=admin,
     )
-    kinds = {kind for kind, _ in problem_types(broken)}
-    assert kinds == {"cycle", "empty_module"}
+    assert sorted(problem_types(broken)) == [
+        ("cycle", ["modules"]),
+        ("domain_mismatch", ["modules", "1", "items", "0", "problem_id"]),
+        ("empty_module", ["modules", "2", "items"]),
+        ("unknown_problem", ["modules", "0", "items", "1", "problem_id"]),
+    ]
+    assert broken.json()["type"].endswith("/invalid-curriculum")
     assert "a -> b -> a" in str(broken.json()["errors"])
+    assert "py-two-sum' is a coding problem; this is a math track" in str(broken.json())
     # Nothing was created by refused requests.
     slug = new_slug()
     await client.post("/v1/tracks", json=track(slug, [module("m")]), headers=admin)
@@ -210,3 +217,67 @@ async def test_publishing_a_new_version_keeps_running_sessions_on_theirs(
     assert [m["slug"] for m in new.json()["modules"]] == ["warmup", "first"]
     for sid, headers in ((old_id, auth), (new.json()["id"], other)):
         await client.post(f"/v1/sessions/{sid}/end", headers=headers)
+
+
+async def test_drafts_are_listed_versioned_and_published_only_as_last_read(
+    stack: Stack, admin: Headers
+) -> None:
+    client = stack.client
+    slug = new_slug()
+    created = await client.post("/v1/tracks", json=track(slug, V1), headers=admin)
+    assert created.status_code == 201, created.text
+    first = created.json()["draft"]
+    assert created.headers["etag"] == first["etag"]
+    assert first["updated_at"] == first["created_at"]
+
+    listed = await client.get("/v1/authoring/tracks", params={"has_draft": "true"}, headers=admin)
+    mine = [t for t in listed.json()["items"] if t["slug"] == slug]
+    assert len(mine) == 1
+    assert mine[0]["draft"]["etag"] == first["etag"]
+    assert mine[0]["published_version"] is None
+    slugs = [t["slug"] for t in listed.json()["items"]]
+    assert slugs == sorted(slugs)
+    page = await client.get("/v1/authoring/tracks", params={"limit": 1}, headers=admin)
+    following = await client.get(
+        "/v1/authoring/tracks",
+        params={"limit": 1, "cursor": page.json()["next_cursor"]},
+        headers=admin,
+    )
+    assert following.json()["items"][0]["slug"] > page.json()["items"][0]["slug"]
+
+    put = await client.put(
+        f"/v1/tracks/{slug}/draft",
+        json={"modules": V2},
+        headers={**admin, "If-Match": first["etag"]},
+    )
+    assert put.status_code == 200, put.text
+    second = put.json()["draft"]
+    assert second["etag"] != first["etag"]
+    assert put.headers["etag"] == second["etag"]
+    assert second["updated_at"] > first["updated_at"]
+    assert second["created_at"] == first["created_at"]
+    assert second["version"] == 1
+
+    stale = await client.post(
+        f"/v1/tracks/{slug}/publish", headers={**admin, "If-Match": first["etag"]}
+    )
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["type"].endswith("/precondition-failed")
+    stale_put = await client.put(
+        f"/v1/tracks/{slug}/draft",
+        json={"modules": V1},
+        headers={**admin, "If-Match": first["etag"]},
+    )
+    assert stale_put.status_code == 412
+    published = await client.post(
+        f"/v1/tracks/{slug}/publish", headers={**admin, "If-Match": second["etag"]}
+    )
+    assert published.status_code == 200, published.text
+    assert published.json()["version"] == 1
+    assert published.json()["items_total"] == 2
+    after = await client.get(f"/v1/tracks/{slug}/draft", headers=admin)
+    assert after.json()["draft"] is None
+    assert "etag" not in after.headers
+    # The next draft is numbered after the published version.
+    again = await client.put(f"/v1/tracks/{slug}/draft", json={"modules": V1}, headers=admin)
+    assert again.json()["draft"]["version"] == 2
