@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.auth import JwtVerifier
 from api.deps import Resources
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import ProblemCORSMiddleware, install_edge
 from api.openapi import TAGS, install_openapi
@@ -97,7 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         openapi_tags=TAGS,
+        docs_url=None,  # served from installed assets instead of a CDN (api/docs.py)
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     install_openapi(app)
     install_edge(app, settings)  # before CORS, so CORS wraps 413/422/429 answers

@@ -8,21 +8,13 @@ Chromium is driven over the DevTools protocol (``--remote-debugging-port`` and t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import re
-import shutil
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-import websockets
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -31,6 +23,7 @@ from temporalio.client import Client
 
 from devservices.testing import serve
 from domain.settings import Settings
+from tests.browser import CHROMIUM, chromium
 from tests.conftest import DevServices, isolated_stack
 from tests.integration.tutor_support import (
     OTHER_PROBLEM,
@@ -39,7 +32,6 @@ from tests.integration.tutor_support import (
     serve_started,
 )
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
 )
@@ -98,108 +90,6 @@ window.__result = (async () => {
 
 async def page(_: Request) -> HTMLResponse:
     return HTMLResponse(PAGE)
-
-
-class DevTools:
-    """The few DevTools protocol calls this test needs (flat sessions)."""
-
-    def __init__(self, ws: Any) -> None:
-        self._ws = ws
-        self._next = 0
-
-    async def call(
-        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
-    ) -> dict[str, Any]:
-        self._next += 1
-        message: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        await self._ws.send(json.dumps(message))
-        while True:
-            reply = json.loads(await self._ws.recv())
-            if reply.get("id") == self._next:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return dict(reply["result"])
-
-    async def run_page(self, url: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Open ``url`` in a new tab and return what its script resolved ``__result`` to."""
-        target = await self.call("Target.createTarget", {"url": "about:blank"})
-        attached = await self.call(
-            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-        )
-        session = attached["sessionId"]
-        await self.call("Page.enable", session=session)
-        await self.call("Page.navigate", {"url": url}, session=session)
-        async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    ready = await self.call(
-                        "Runtime.evaluate",
-                        {
-                            "expression": "document.readyState === 'complete' && "
-                            "location.href !== 'about:blank' && !!window.__result",
-                            "returnByValue": True,
-                        },
-                        session=session,
-                    )
-                    if ready["result"].get("value") is True:
-                        break
-                except RuntimeError:
-                    pass  # the context changed under us while navigating
-                await asyncio.sleep(0.05)
-            result = await self.call(
-                "Runtime.evaluate",
-                {"expression": "window.__result", "awaitPromise": True, "returnByValue": True},
-                session=session,
-            )
-        await self.call("Target.closeTarget", {"targetId": target["targetId"]})
-        return dict(result["result"]["value"])
-
-
-@contextlib.asynccontextmanager
-async def chromium(profile: Path) -> AsyncIterator[DevTools]:
-    assert CHROMIUM is not None
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        endpoint = await asyncio.wait_for(asyncio.to_thread(_devtools_url, proc.stderr), 30)
-        async with websockets.connect(endpoint, max_size=None) as ws:
-            yield DevTools(ws)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _devtools_url(stderr: Any) -> str:
-    for line in stderr:
-        found = re.search(r"DevTools listening on (ws://\S+)", line)
-        if found:
-            return found.group(1)
-    raise RuntimeError("Chromium exited without a DevTools endpoint")
 
 
 async def test_a_browser_on_an_approved_origin_streams_the_answer_and_others_are_refused(

@@ -40,6 +40,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from api.docs import PUBLIC_PATHS as DOCS_PATHS
 from tests.conftest import Stack
 from tests.integration.edge_support import assert_problem, client_of
 
@@ -145,7 +146,7 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
 
 def public_paths(app: FastAPI) -> frozenset[str]:
     docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
-    return PUBLIC_PATHS | {p for p in docs if p}
+    return PUBLIC_PATHS | DOCS_PATHS | {p for p in docs if p}
 
 
 # --------------------------------------------------------------------------- request bodies
