@@ -233,7 +233,8 @@ async def run() -> int:
             f"   Tutor: {env['CO_TUTOR_BASE']}\n"
             "  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n"
             f"{token}\n\n"
-            f'  curl -H "Authorization: Bearer $TOKEN" {api}/v1/tracks\n'
+            "  Try it (works as printed, in another terminal):\n\n"
+            f"{try_it_command(api, token)}\n\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
@@ -248,6 +249,12 @@ async def run() -> int:
         return 0
     finally:
         stack.stop()
+
+
+def try_it_command(api: str, token: str) -> str:
+    """A shell command that works exactly as printed: the token is in it, not a variable
+    the reader would first have to set."""
+    return f"curl -s -H 'Authorization: Bearer {token}' {api}/v1/tracks"
 
 
 def main() -> int:

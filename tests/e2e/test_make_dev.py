@@ -6,6 +6,7 @@ of its own, so a developer's running `make dev` is not disturbed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -94,6 +95,14 @@ async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> 
         token = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", out, re.MULTILINE)
         assert token, out
         headers = {"Authorization": f"Bearer {token.group(1)}"}
+        # The banner's command works as printed, pasted into a shell.
+        command = re.search(r"^curl .*$", out, re.MULTILINE)
+        assert command, out
+        pasted = subprocess.run(
+            ["bash", "-c", command.group(0)], capture_output=True, text=True, timeout=30
+        )
+        assert pasted.returncode == 0, pasted.stderr
+        assert len(json.loads(pasted.stdout)["items"]) == 3
         async with httpx.AsyncClient(timeout=10) as http:
             r = await http.get(f"http://127.0.0.1:{ports['api']}/v1/tracks", headers=headers)
             assert r.status_code == 200, r.text
