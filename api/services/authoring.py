@@ -237,6 +237,8 @@ async def publish(
     track = await _track(db, slug)
     draft = await repo.get_draft(db, track.id)
     if draft is None:
+        if if_match is not None and await _already_published(db, track, if_match):
+            return await _published_detail(db, slug)  # a retry of a publication that worked
         raise Conflict(f"track '{slug}' has no draft to publish")
     _check_if_match(draft, if_match)
     await _run_check(
@@ -249,6 +251,17 @@ async def publish(
         version_id=draft.id,
     )
     db.expunge_all()  # the activity rewrote the rows this session has loaded
+    return await _published_detail(db, slug)
+
+
+async def _already_published(db: AsyncSession, track: Track, if_match: str) -> bool:
+    """Whether ``If-Match`` names the draft that became the newest published version."""
+    newest = await track_repo.get_published(db, track.slug)
+    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    return newest is not None and repo.draft_etag(newest) in tags
+
+
+async def _published_detail(db: AsyncSession, slug: str) -> TrackDetail:
     version = await track_repo.get_published(db, slug)
     assert version is not None
     return TrackDetail(
