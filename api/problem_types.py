@@ -46,6 +46,17 @@ CATALOGUE: dict[str, ProblemType] = {
         "A submission with `session_id` to a problem that is not the session's current "
         "item; `errors[0].type` says why (`not_in_track`, `module_locked`, `not_current`).",
     ),
+    "track-exists": ProblemType(
+        409, "The track exists already", "`POST /v1/tracks` with a slug that is taken."
+    ),
+    "no-draft": ProblemType(
+        409, "The track has no draft", "Publishing a track whose draft was already published."
+    ),
+    "draft-changed": ProblemType(
+        409,
+        "The draft changed meanwhile",
+        "The draft was edited (or created) by another request while this one ran; retry.",
+    ),
     "gone": ProblemType(410, "Gone", "A tutor stream that has expired; read the transcript."),
     "precondition-failed": ProblemType(
         412, "Precondition failed", "`If-Match` does not match the draft's current `ETag`."
@@ -94,6 +105,18 @@ class SessionClosed(Conflict):
 
 class ItemNotAvailable(Conflict):
     slug, title = "item-not-available", CATALOGUE["item-not-available"].title
+
+
+class TrackExists(Conflict):
+    slug, title = "track-exists", CATALOGUE["track-exists"].title
+
+
+class NoDraft(Conflict):
+    slug, title = "no-draft", CATALOGUE["no-draft"].title
+
+
+class DraftChanged(Conflict):
+    slug, title = "draft-changed", CATALOGUE["draft-changed"].title
 
 
 class IdempotencyKeyReused(Unprocessable):

@@ -31,9 +31,15 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from api.auth import Principal
-from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.pagination import decode_key_cursor, encode_key_cursor
-from api.problem_types import InvalidCurriculum, PreconditionFailed
+from api.problem_types import (
+    DraftChanged,
+    InvalidCurriculum,
+    NoDraft,
+    PreconditionFailed,
+    TrackExists,
+)
 from domain.authoring import (
     AuthorTrack,
     AuthorTrackList,
@@ -133,7 +139,7 @@ async def _run_check(
     if outcome.status == PublishStatus.unavailable:
         raise ServiceUnavailable(outcome.message or "Problem Bank is unavailable")
     if outcome.status == PublishStatus.draft_changed:
-        raise Conflict("the draft was edited while it was being published; publish again")
+        raise DraftChanged("the draft was edited while it was being published; publish again")
     return outcome
 
 
@@ -171,7 +177,7 @@ async def create_track(
     db: AsyncSession, temporal: Client, settings: Settings, principal: Principal, body: TrackSpec
 ) -> AuthorTrack:
     if await repo.get_track(db, body.slug) is not None:
-        raise Conflict(f"a track '{body.slug}' exists already")
+        raise TrackExists(f"a track '{body.slug}' exists already")
     spec = body.curriculum()
     outcome = await _run_check(
         temporal, settings, principal, body.slug, spec, track_domain=body.domain
@@ -179,7 +185,7 @@ async def create_track(
     try:
         track = await repo.upsert_track(db, body, created_by=principal.user_id)
     except IntegrityError:
-        raise Conflict(f"a track '{body.slug}' exists already") from None
+        raise TrackExists(f"a track '{body.slug}' exists already") from None
     await repo.save_draft(db, track, spec, {p.id: p for p in outcome.problems})
     return await _author_view(db, track)
 
@@ -209,7 +215,7 @@ async def replace_draft(
     try:
         await repo.save_draft(db, track, spec, {p.id: p for p in outcome.problems})
     except IntegrityError:
-        raise Conflict("the draft is being created by another request; try again") from None
+        raise DraftChanged("the draft is being created by another request; try again") from None
     return await _author_view(db, track)
 
 
@@ -239,7 +245,7 @@ async def publish(
     if draft is None:
         if if_match is not None and await _already_published(db, track, if_match):
             return await _published_detail(db, slug)  # a retry of a publication that worked
-        raise Conflict(f"track '{slug}' has no draft to publish")
+        raise NoDraft(f"track '{slug}' has no draft to publish")
     _check_if_match(draft, if_match)
     await _run_check(
         temporal,

@@ -228,7 +228,7 @@ async def test_an_author_creates_breaks_fixes_and_publishes_with_a_retrying_seco
     ):
         created, again = await _twice(first, second, "POST", "/v1/tracks", json=track)
         assert created.status_code == 201, created.text
-        _problem(again, 409, "conflict")  # the slug is taken: nothing created twice
+        _problem(again, 409, "track-exists")  # nothing created twice
         etag = created.headers["etag"]
 
         # Broken: every issue in one answer, and the draft is untouched.
