@@ -229,7 +229,7 @@ def _summary(row: LearningSession, track: Track, number: int) -> SessionSummary:
     progress = document.progress
     position = progress.position
     current = None
-    if position is not None and progress.active:
+    if position is not None:  # an ended session keeps where the learner stopped, as the detail
         current = CurrentRef(module_slug=position.module_slug, problem_id=position.problem_id)
     return SessionSummary(
         id=row.id,

@@ -239,11 +239,26 @@ async def test_ending_a_session_frees_the_track_for_a_new_one(stack: Stack, auth
     new = await start(client, auth, SYSTEMS_TRACK)
     assert new.status_code == 201
     assert new.json()["id"] != sid
-    statuses = {
-        s["id"]: s["status"]
-        for s in (await client.get("/v1/sessions", headers=auth)).json()["items"]
-    }
+    listed = (await client.get("/v1/sessions", headers=auth)).json()["items"]
+    statuses = {s["id"]: s["status"] for s in listed}
     assert statuses == {sid: "ended", new.json()["id"]: "active"}
+    # The list names the same facts as the detail, with the same values.
+    detail = (await client.get(f"/v1/sessions/{sid}", headers=auth)).json()
+    summary = next(s for s in listed if s["id"] == sid)
+    assert summary["current"] == {
+        k: detail["current"][k] for k in ("module_slug", "problem_id", "title")
+    }
+    for name in ("track_slug", "track_title", "track_version", "status", "progress"):
+        assert summary[name] == detail[name], name
+    for name in ("started_at", "last_activity_at", "ended_at"):
+        assert summary[name] == detail[name], name
+    page = await client.get("/v1/sessions", params={"limit": 1}, headers=auth)
+    assert [s["id"] for s in page.json()["items"]] == [new.json()["id"]]
+    rest = await client.get(
+        "/v1/sessions", params={"limit": 1, "cursor": page.json()["next_cursor"]}, headers=auth
+    )
+    assert [s["id"] for s in rest.json()["items"]] == [sid]
+    assert rest.json()["next_cursor"] is None
     active = await client.get("/v1/sessions", params={"status": "active"}, headers=auth)
     assert [s["id"] for s in active.json()["items"]] == [new.json()["id"]]
 

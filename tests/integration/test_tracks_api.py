@@ -19,6 +19,26 @@ async def test_the_three_demo_tracks_are_listed(stack: Stack, auth: dict[str, st
     coding = by_slug["python-foundations"]
     assert coding["domain"] == "coding"
     assert (coding["module_count"], coding["problem_count"]) == (3, 12)
+    assert coding["items_total"] == 9  # required items only, as a session counts them
+
+
+async def test_tracks_are_paged_by_domain_then_slug(stack: Stack, auth: dict[str, str]) -> None:
+    everything = (await stack.client.get("/v1/tracks", headers=auth)).json()
+    assert everything["next_cursor"] is None
+    order = [(t["domain"], t["slug"]) for t in everything["items"]]
+    assert order == sorted(order)
+    paged: list[tuple[str, str]] = []
+    cursor = None
+    for _ in range(len(order)):
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = (await stack.client.get("/v1/tracks", params=params, headers=auth)).json()
+        paged += [(t["domain"], t["slug"]) for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == order
+    bad = await stack.client.get("/v1/tracks", params={"cursor": "not-a-cursor"}, headers=auth)
+    assert_problem(bad, 422)
 
 
 async def test_tracks_filter_by_domain(stack: Stack, auth: dict[str, str]) -> None:
