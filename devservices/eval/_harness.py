@@ -403,6 +403,7 @@ def _main() -> None:
         return
     if hidden_mode:
         emit({"kind": "loaded"})
+
     def next_args() -> Any:
         """Public: the next of the known tests. Hidden: ask the parent for the next one."""
         if not hidden_mode:

@@ -294,6 +294,33 @@ class Evaluator:
         return sem
 
     async def evaluate(self, request: EvalRequest) -> EvalResponse:
+        """Judge one request. Learner input always ends as a verdict, never as a 5xx."""
+        try:
+            return await self._evaluate(request)
+        except ProblemError:
+            raise
+        except RecursionError:
+            return EvalResponse(
+                verdict=Verdict.invalid_answer, message="The answer is too deeply nested to judge."
+            )
+        except Exception as exc:  # a bug here must not become an endless 5xx retry upstream
+            # Only the type and place: the message could quote the request's hidden data.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+            log.error(
+                "eval could not judge a %s request: %s at %s",
+                request.kind.value,
+                type(exc).__name__,
+                where,
+            )
+            return EvalResponse(
+                verdict=Verdict.internal_error,
+                message="The evaluator could not judge this submission.",
+            )
+
+    async def _evaluate(self, request: EvalRequest) -> EvalResponse:
         if request.kind is EvalKind.python:
             return await self.python(request)
         if request.kind is EvalKind.math_expr:
