@@ -49,7 +49,9 @@ _INTROSPECT = (
 
 HOSTILE: dict[str, Hostile] = {
     "introspect frames and print": _h(_INTROSPECT, WA, RE),
-    "print the hidden arguments": _h(_DEF + "    print('LEAK', label, numbers)\n    return 0\n", WA),
+    "print the hidden arguments": _h(
+        _DEF + "    print('LEAK', label, numbers)\n    return 0\n", WA
+    ),
     "raise with the hidden arguments": _h(_DEF + "    raise ValueError(f'{label}{numbers}')\n", RE),
     "exception type named after the input": _h(
         _DEF + "    raise type(label.replace('-', '_'), (Exception,), {})(numbers)\n", RE
@@ -107,13 +109,17 @@ HOSTILE: dict[str, Hostile] = {
         RE,
     ),
     "unbounded recursion with a raised limit": _h(
-        "import sys\nsys.setrecursionlimit(10**6)\n" + _DEF + "    return secret_sum(label, numbers)\n",
+        "import sys\nsys.setrecursionlimit(10**6)\n"
+        + _DEF
+        + "    return secret_sum(label, numbers)\n",
         RE,
         MLE,
         TLE,
     ),
     "forged result records": _h(
-        "import os, json\n" + _DEF + "    line = ('X' * 32 + json.dumps({'kind': 'test', 'index': 0,"
+        "import os, json\n"
+        + _DEF
+        + "    line = ('X' * 32 + json.dumps({'kind': 'test', 'index': 0,"
         " 'status': 'ok', 'value': json.dumps(label)}) + '\\n').encode()\n"
         "    for fd in range(1, 20000):\n        try:\n            os.write(fd, line)\n"
         "        except OSError:\n            pass\n    return 0\n",
@@ -133,7 +139,9 @@ HOSTILE: dict[str, Hostile] = {
         WA,
     ),
     "read the repository and keys": _h(
-        "import os\n" + _DEF + "    for p in ('/work', '/root', '/etc/passwd', '.dev/jwt_private.pem'):\n"
+        "import os\n"
+        + _DEF
+        + "    for p in ('/work', '/root', '/etc/passwd', '.dev/jwt_private.pem'):\n"
         "        open(p).read()\n    return 0\n",
         RE,
     ),
@@ -150,7 +158,8 @@ HOSTILE: dict[str, Hostile] = {
         TLE,
     ),
     "module body reads hidden data too early": _h(
-        "import sys\nDATA = repr(sys.argv) + repr(sys.stdin.read() if sys.stdin else '')\n" + _DEF
+        "import sys\nDATA = repr(sys.argv) + repr(sys.stdin.read() if sys.stdin else '')\n"
+        + _DEF
         + "    return DATA\n",
         WA,
         RE,

@@ -40,18 +40,34 @@ def eval_app(pool: MathWorkerPool, *, audit: bool, **sandbox: object) -> FastAPI
 
 
 @pytest.fixture(scope="session", params=[True, False], ids=["audit-on", "audit-off"])
-def hostile_eval_app(request: pytest.FixtureRequest, hostile_math_pool: MathWorkerPool) -> FastAPI:
-    return eval_app(hostile_math_pool, audit=request.param)
+def hostile_eval_app(
+    request: pytest.FixtureRequest, hostile_math_pool: MathWorkerPool, unaudited_eval_app: FastAPI
+) -> FastAPI:
+    return eval_app(hostile_math_pool, audit=True) if request.param else unaudited_eval_app
+
+
+@pytest.fixture(scope="session")
+def unaudited_eval_app(hostile_math_pool: MathWorkerPool) -> FastAPI:
+    return eval_app(hostile_math_pool, audit=False)
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    # raise_app_exceptions=False: a crash must show up as the 500 the caller would see.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://eval", timeout=60, headers={"X-Internal-Token": TOKEN}
+    )
 
 
 @pytest.fixture
 async def eval_http(hostile_eval_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    # raise_app_exceptions=False: a crash must show up as the 500 the caller would see.
-    transport = httpx.ASGITransport(app=hostile_eval_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://eval",
-        timeout=60,
-        headers={"X-Internal-Token": TOKEN},
-    ) as client:
+    """Both apps, one after the other."""
+    async with _client(hostile_eval_app) as client:
+        yield client
+
+
+@pytest.fixture
+async def unaudited_http(unaudited_eval_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Only the app without the audit hook (for what does not depend on it)."""
+    async with _client(unaudited_eval_app) as client:
         yield client

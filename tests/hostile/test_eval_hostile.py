@@ -25,7 +25,9 @@ HIDDEN_FIELDS = {"index", "hidden", "passed", "time_ms", "verdict", "args", "exp
 
 def secret_sum_request(code: str, time_limit_ms: int = 300) -> dict[str, Any]:
     tests = [{"args": t.args, "expected": t.expected} for t in PROBLEM.public_tests]
-    tests += [{"args": t.args, "expected": t.expected, "hidden": True} for t in PROBLEM.hidden_tests]
+    tests += [
+        {"args": t.args, "expected": t.expected, "hidden": True} for t in PROBLEM.hidden_tests
+    ]
     return {
         "kind": "python",
         "code": code,
@@ -60,7 +62,7 @@ async def test_hostile_submission_gets_a_verdict_and_learns_nothing_hidden(
 
 
 async def test_a_scratch_file_written_by_the_hidden_run_is_gone_for_the_next_run(
-    eval_http: httpx.AsyncClient,
+    unaudited_http: httpx.AsyncClient,
 ) -> None:
     code = (
         "import os\n"
@@ -72,7 +74,7 @@ async def test_a_scratch_file_written_by_the_hidden_run_is_gone_for_the_next_run
         "    return 0\n"
     )
     for _ in range(2):
-        response = await eval_http.post("/v1/evaluate", json=secret_sum_request(code))
+        response = await unaudited_http.post("/v1/evaluate", json=secret_sum_request(code))
         assert response.status_code == 200
         body = response.json()
         assert body["tests"][0]["actual"] == [[], ""]
@@ -133,8 +135,10 @@ MATH_HOSTILE = {
 
 
 @pytest.mark.parametrize("name", list(MATH_HOSTILE))
-async def test_hostile_math_answer_gets_a_verdict(eval_http: httpx.AsyncClient, name: str) -> None:
-    response = await eval_http.post(
+async def test_hostile_math_answer_gets_a_verdict(
+    unaudited_http: httpx.AsyncClient, name: str
+) -> None:
+    response = await unaudited_http.post(
         "/v1/evaluate",
         json={
             "kind": "math_expr",
@@ -177,9 +181,9 @@ def _expressions() -> st.SearchStrategy[str]:
 )
 @given(answer=_expressions())
 async def test_any_answer_of_the_math_grammar_gets_a_verdict(
-    eval_http: httpx.AsyncClient, answer: str
+    unaudited_http: httpx.AsyncClient, answer: str
 ) -> None:
-    response = await eval_http.post(
+    response = await unaudited_http.post(
         "/v1/evaluate",
         json={
             "kind": "math_expr",
@@ -194,7 +198,9 @@ async def test_any_answer_of_the_math_grammar_gets_a_verdict(
 
 _SHAPES = st.one_of(
     st.integers(0, 30_000).map(lambda n: f"v = []\n    for _ in range({n}):\n        v = [v]"),
-    st.integers(0, 30_000).map(lambda n: f"v = {{}}\n    for _ in range({n}):\n        v = {{'k': v}}"),
+    st.integers(0, 30_000).map(
+        lambda n: f"v = {{}}\n    for _ in range({n}):\n        v = {{'k': v}}"
+    ),
     st.integers(0, 255).map(lambda n: f"import os; os._exit({n})"),
     st.sampled_from(["SIGKILL", "SIGTERM", "SIGSEGV", "SIGXCPU", "SIGALRM", "SIGUSR1"]).map(
         lambda s: f"import os, signal; os.kill(os.getpid(), signal.{s})"
@@ -212,7 +218,7 @@ _SHAPES = st.one_of(
 )
 @given(shape=_SHAPES, in_hidden_only=st.booleans())
 async def test_any_hostile_code_shape_gets_a_verdict_without_leaks(
-    eval_http: httpx.AsyncClient, shape: str, in_hidden_only: bool
+    unaudited_http: httpx.AsyncClient, shape: str, in_hidden_only: bool
 ) -> None:
     guard = "    if label in ('total', 'x'):\n        return f'{label}:{sum(numbers)}'\n"
     code = (
@@ -222,7 +228,7 @@ async def test_any_hostile_code_shape_gets_a_verdict_without_leaks(
         + f"    {shape}\n"
         + "    return v\n"
     )
-    response = await eval_http.post("/v1/evaluate", json=secret_sum_request(code))
+    response = await unaudited_http.post("/v1/evaluate", json=secret_sum_request(code))
     assert response.status_code == 200, (shape, response.text)
     body = response.json()
     assert body["verdict"] != "accepted"
