@@ -132,9 +132,18 @@ def _main() -> None:
 
     cfg: dict[str, Any] = loads(read_line(0))
     hidden_mode = cfg["mode"] == "hidden"
+    # Private descriptors go to unpredictable high numbers: as high as the (raised) soft
+    # limit allows, which is 1024 for a non-root user by default.
+    _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fd_top = 16000 if nofile_hard == resource.RLIM_INFINITY else min(16000, nofile_hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (fd_top, nofile_hard))
+
+    def high_fd() -> int:
+        return 100 + int.from_bytes(os.urandom(2), "big") % (fd_top - 100)
+
     control_fd = -1
     if hidden_mode:
-        control_fd = 1000 + int.from_bytes(os.urandom(2), "big") % 15000
+        control_fd = high_fd()
         os.dup2(0, control_fd, inheritable=False)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -146,7 +155,7 @@ def _main() -> None:
     # Move the result pipe to an unpredictable descriptor and close the original.
     out_fd = control_fd
     while out_fd == control_fd:
-        out_fd = 1000 + int.from_bytes(os.urandom(2), "big") % 15000
+        out_fd = high_fd()
     os.dup2(inherited_fd, out_fd, inheritable=False)
     os.close(inherited_fd)
 
