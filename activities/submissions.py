@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from activities.upstream import UpstreamClient
+from activities.upstream import UpstreamClient, bound_server_errors
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -122,6 +122,18 @@ class SubmissionActivities:
                 type="SubmissionMissing",
                 non_retryable=True,
             )
+        try:
+            response = await self._ask_eval(submission)
+        except ApplicationError as exc:
+            raise bound_server_errors(exc, activity.info().attempt) from None
+        outcome = redact_response(response)
+        log.info(
+            "submission evaluated",
+            extra={"submission_id": str(data.submission_id), "verdict": outcome.verdict.value},
+        )
+        return outcome
+
+    async def _ask_eval(self, submission: Submission) -> EvalResponse:
         async with heartbeating():
             bundle = await self._bank.call(
                 "GET", f"/internal/v1/problems/{submission.problem_id}", ProblemBundle
@@ -136,12 +148,7 @@ class SubmissionActivities:
                 json=request.model_dump(mode="json"),
                 timeout=timeout,
             )
-        outcome = redact_response(response)
-        log.info(
-            "submission evaluated",
-            extra={"submission_id": str(data.submission_id), "verdict": outcome.verdict.value},
-        )
-        return outcome
+        return response
 
     @activity.defn(name="submission.persist_result")
     async def persist_result(self, data: PersistResultInput) -> bool:
