@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=128 * 1024, ge=1024)
     max_code_bytes: int = Field(default=64 * 1024, ge=1)
     max_answer_bytes: int = Field(default=4 * 1024, ge=1)
+    max_submissions_in_flight: int = Field(
+        default=5, ge=1, description="Per user: submissions queued or running at once."
+    )
 
     # Sessions.
     session_idle_days: float = Field(default=14.0, gt=0)

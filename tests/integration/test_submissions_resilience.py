@@ -289,3 +289,36 @@ async def test_a_post_that_died_after_starting_the_workflow_is_finished_by_its_r
     assert r.json()["verdict"] == "accepted"
     runs = [w async for w in stack.temporal.list_workflows(f"WorkflowId = 'submission-{sid}'")]
     assert len(runs) == 1
+
+
+async def test_one_learner_cannot_hold_every_evaluation_slot(
+    stack: Stack, stack_args: Any, token_for: Callable[..., str]
+) -> None:
+    """With no worker on its queue, submissions stay in flight: the third one of a user
+    (cap 2) is refused with 429 + Retry-After; a retried POST and another user are not."""
+    make_settings, temporal, devservices = stack_args
+    me = {"Authorization": f"Bearer {token_for('cap-' + uuid.uuid4().hex[:8])}"}
+    other = {"Authorization": f"Bearer {token_for('cap-' + uuid.uuid4().hex[:8])}"}
+    async with isolated_stack(
+        make_settings, temporal, devservices, with_worker=False, max_submissions_in_flight=2
+    ) as iso:
+        ids = []
+        for n in range(2):
+            r = await submit(
+                iso.client, me, code_body(SUM_OK), wait=False, extra={"Idempotency-Key": f"k{n}"}
+            )
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        refused = await submit(iso.client, me, code_body(SUM_OK), wait=False)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) > 0
+        assert "at most 2" in refused.json()["detail"]
+        again = await submit(
+            iso.client, me, code_body(SUM_OK), wait=False, extra={"Idempotency-Key": "k0"}
+        )
+        assert again.status_code in (200, 202)
+        assert again.json()["id"] == ids[0]
+        assert (await submit(iso.client, other, code_body(SUM_OK), wait=False)).status_code == 202
+        for sid in ids:
+            await iso.temporal.get_workflow_handle(f"submission-{sid}").terminate("test over")
