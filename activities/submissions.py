@@ -88,11 +88,10 @@ class SubmissionActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self._db = deps.sessionmaker
         settings = deps.settings
-        token = settings.internal_token
         self._bank = UpstreamClient(
-            deps.http, "Problem Bank", str(settings.problem_bank_base), token
+            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.problem_bank_token
         )
-        self._eval = UpstreamClient(deps.http, "Eval", str(settings.eval_base), token)
+        self._eval = UpstreamClient(deps.http, "Eval", str(settings.eval_base), settings.eval_token)
 
     @activity.defn(name="submission.begin")
     async def begin(self, data: BeginInput) -> SubmissionFacts:

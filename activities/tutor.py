@@ -198,11 +198,11 @@ class TutorActivities:
         self._http = deps.http
         self._settings = settings
         self._bank = UpstreamClient(
-            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.internal_token
+            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.problem_bank_token
         )
         self._problems: dict[str, tuple[float, ProblemPublic]] = {}
         self._tutor_url = str(settings.tutor_base).rstrip("/") + "/v1/hints/stream"
-        self._tutor_headers = {INTERNAL_TOKEN_HEADER: settings.internal_token}
+        self._tutor_headers = {INTERNAL_TOKEN_HEADER: settings.tutor_token}
         self._tutor_timeout = httpx.Timeout(
             connect=5.0, read=settings.upstream_timeout_seconds, write=5.0, pool=5.0
         )

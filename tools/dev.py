@@ -23,6 +23,7 @@ import httpx
 from redis.asyncio import Redis
 
 from domain.temporal import SEARCH_ATTRIBUTES
+from domain.settings import DEV_EVAL_TOKEN, DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN
 from tools.devkeys import DEV_DIR, ensure_dev_keys, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,11 @@ DEFAULTS = {
     "CO_EVAL_BASE": "http://127.0.0.1:8102",
     "CO_TUTOR_BASE": "http://127.0.0.1:8103",
     "CO_TEMPORAL_ADDRESS": "127.0.0.1:7233",
+    "CO_ENV": "development",
+    # One credential per upstream; the dev services accept only their own.
+    "CO_PROBLEM_BANK_TOKEN": DEV_PROBLEM_BANK_TOKEN,
+    "CO_EVAL_TOKEN": DEV_EVAL_TOKEN,
+    "CO_TUTOR_TOKEN": DEV_TUTOR_TOKEN,
     "CO_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     "CO_LOG_JSON": "false",
     "CO_API_PORT": "8000",

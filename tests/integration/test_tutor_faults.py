@@ -20,7 +20,7 @@ from domain.settings import Settings
 from domain.temporal import tutor_workflow_id
 from domain.tutor import stream_key
 from domain.upstream import TutorRequest
-from tests.conftest import INTERNAL_TOKEN, DevServices, Stack, isolated_stack
+from tests.conftest import UPSTREAM_TOKENS, DevServices, Stack, isolated_stack
 from tests.integration.tutor_support import (
     SECRET_PROBLEM,
     new_session,
@@ -67,7 +67,7 @@ async def faulty(
 ) -> AsyncIterator[Faulty]:
     faults = TutorFaults()
     tutor_app = create_app(
-        TutorSettings(internal_token=INTERNAL_TOKEN, dev_tutor_token_delay_ms=3), faults
+        TutorSettings(internal_token=UPSTREAM_TOKENS["tutor_token"], dev_tutor_token_delay_ms=3), faults
     )
     async with serve(tutor_app) as tutor_url:
         async with isolated_stack(
