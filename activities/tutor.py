@@ -39,7 +39,7 @@ from temporalio.exceptions import ApplicationError
 from activities.deps import ActivityDeps
 from activities.submissions import heartbeating
 from activities.upstream import ErrorType, UpstreamClient, bounded, classify
-from domain.hints import solution_allowed
+from domain.hints import solution_allowed, visible_ladder
 from domain.tutor import (
     BeginTurnInput,
     EntryType,
@@ -253,6 +253,11 @@ class TutorActivities:
     async def _request(self, data: StreamTurnInput, prefix: str) -> TutorRequest:
         (row, last), problem = await asyncio.gather(
             self._turn(data.message_id), self._problem(data.problem_id)
+        )
+        # The Tutor learns the ladder only up to the granted level: what it does not know
+        # it cannot be talked into revealing.
+        problem = problem.model_copy(
+            update={"hints": visible_ladder(problem.hints, data.hint_level)}
         )
         return TutorRequest(
             turn_id=str(data.message_id),

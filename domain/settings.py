@@ -20,7 +20,6 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 # Development defaults of the upstream credentials: one per upstream, so that a service
 # can tell them apart (Problem Bank refuses the Eval's and the Tutor's). Refused in
 # production, as is the former shared default.

@@ -22,8 +22,8 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from domain.temporal import SEARCH_ATTRIBUTES
 from domain.settings import DEV_EVAL_TOKEN, DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN
+from domain.temporal import SEARCH_ATTRIBUTES
 from tools.devkeys import DEV_DIR, ensure_dev_keys, make_token
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -67,7 +67,8 @@ async def faulty(
 ) -> AsyncIterator[Faulty]:
     faults = TutorFaults()
     tutor_app = create_app(
-        TutorSettings(internal_token=UPSTREAM_TOKENS["tutor_token"], dev_tutor_token_delay_ms=3), faults
+        TutorSettings(internal_token=UPSTREAM_TOKENS["tutor_token"], dev_tutor_token_delay_ms=3),
+        faults,
     )
     async with serve(tutor_app) as tutor_url:
         async with isolated_stack(
