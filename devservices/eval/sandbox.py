@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import json
 import logging
 import math
@@ -59,6 +61,7 @@ class SandboxSettings:
     python_prefix: str = field(default_factory=lambda: os.path.realpath(sys.base_prefix))
     bwrap: str | None = field(default_factory=lambda: shutil.which("bwrap"))
     drop_privileges: bool = True  # as root: run learner code as a fresh unprivileged uid
+    seccomp: bool = True  # a syscall filter (SECCOMP_DENIED) applied by bubblewrap
     audit: bool = True  # install the audit hook in the child (defence in depth)
     uid_range: tuple[int, int] = (420_000, 429_999)
     max_time_limit_ms: int = 10_000
@@ -82,11 +85,89 @@ class SandboxUnavailable(RuntimeError):
     """The OS boundary cannot be set up here: no learner code may run."""
 
 
-def bwrap_argv(settings: SandboxSettings) -> list[str]:
+# Refused with EPERM by the seccomp filter: no socket of any family (so nothing on
+# loopback or a Unix path either), no debugging other processes, no new namespaces or
+# mounts, no kernel attack surface a solution has no use for.
+SECCOMP_DENIED: Final = (
+    "socket",
+    "socketpair",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "kexec_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "acct",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "syslog",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_program() -> bytes:
+    """The filter as a BPF program for ``bwrap --seccomp`` (libseccomp via pyseccomp).
+
+    Allow by default, EPERM for :data:`SECCOMP_DENIED`; calls of another architecture's
+    ABI (e.g. 32-bit ``int 0x80``) kill the process (libseccomp's default).
+    """
+    try:
+        import pyseccomp
+    except (ImportError, OSError) as exc:
+        raise SandboxUnavailable(f"seccomp is unavailable (pyseccomp/libseccomp): {exc}") from exc
+    program = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+    for name in SECCOMP_DENIED:
+        with contextlib.suppress(ValueError, RuntimeError):  # unknown to this libseccomp
+            program.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+    read_fd, write_fd = os.pipe()
+    try:
+        with os.fdopen(write_fd, "wb") as sink:
+            program.export_bpf(sink)
+        with os.fdopen(read_fd, "rb") as source:
+            read_fd = -1
+            return source.read()
+    finally:
+        if read_fd >= 0:
+            os.close(read_fd)
+
+
+def seccomp_fd(settings: SandboxSettings) -> int | None:
+    """A fresh readable descriptor holding the filter (bubblewrap reads it to the end)."""
+    if not settings.seccomp:
+        return None
+    program = seccomp_program()
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, program)  # a few hundred bytes: fits the pipe buffer
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+def bwrap_argv(settings: SandboxSettings, seccomp: int | None = None) -> list[str]:
     """The bubblewrap command line in front of the interpreter."""
     if not settings.bwrap:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
     argv = [settings.bwrap, "--die-with-parent", "--new-session"]
+    if seccomp is not None:
+        argv += ["--seccomp", str(seccomp)]
     if os.geteuid() != 0:
         argv.append("--unshare-user")  # as root the harness drops to a fresh uid instead
     argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
@@ -106,9 +187,9 @@ def bwrap_argv(settings: SandboxSettings) -> list[str]:
     return argv
 
 
-def child_argv(settings: SandboxSettings) -> list[str]:
+def child_argv(settings: SandboxSettings, seccomp: int | None) -> list[str]:
     return [
-        *bwrap_argv(settings),
+        *bwrap_argv(settings, seccomp),
         settings.python,
         "-I",
         "-S",
@@ -121,32 +202,43 @@ def child_argv(settings: SandboxSettings) -> list[str]:
 
 
 _PROBE = (
-    "import os, socket\n"
+    "import os, socket, sys\n"
     "assert not os.path.exists('/etc'), 'host /etc visible'\n"
-    "s = socket.socket()\n"
-    "assert s.connect_ex(('127.0.0.1', 1)) != 0\n"
+    "try:\n"
+    "    s = socket.socket()\n"
+    "except PermissionError:\n"
+    "    pass\n"
+    "else:\n"
+    "    assert sys.argv[1] == 'no-seccomp', 'socket() allowed'\n"
+    "    assert s.connect_ex(('127.0.0.1', 1)) != 0, 'loopback reachable'\n"
     "print('sandbox-ok')\n"
 )
 
 
 async def check_boundary(settings: SandboxSettings) -> str | None:
     """``None`` when bubblewrap confines a probe here, else the reason it does not."""
+    mode = "seccomp" if settings.seccomp else "no-seccomp"
+    seccomp: int | None = None
     try:
-        argv = [*bwrap_argv(settings), settings.python, "-I", "-S", "-c", _PROBE]
-    except SandboxUnavailable as exc:
-        return str(exc)
-    try:
+        seccomp = seccomp_fd(settings)
+        argv = [*bwrap_argv(settings, seccomp), settings.python, "-I", "-S", "-c", _PROBE, mode]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={},
+            pass_fds=() if seccomp is None else (seccomp,),
             start_new_session=True,
         )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+    except SandboxUnavailable as exc:
+        return str(exc)
     except (OSError, TimeoutError) as exc:
         return f"bubblewrap could not start: {type(exc).__name__}: {exc}"
+    finally:
+        if seccomp is not None:
+            os.close(seccomp)
     if proc.returncode != 0 or b"sandbox-ok" not in out:
         tail = err.decode("utf-8", "replace").strip()[-300:]
         return f"bubblewrap failed (exit {proc.returncode}): {tail}"
@@ -308,6 +400,16 @@ def _config(
     return json.dumps(config).encode() + b"\n"
 
 
+def _fds(*fds: int | None) -> tuple[int, ...]:
+    return tuple(fd for fd in fds if fd is not None)
+
+
+def _close(*fds: int | None) -> None:
+    for fd in _fds(*fds):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 async def _stop(proc: asyncio.subprocess.Process | None) -> None:
     if proc is None:
         return
@@ -332,7 +434,8 @@ async def run_python(
     time_limit_ms, memory_limit_mb, cpu_seconds, wall = _limits(
         time_limit_ms, memory_limit_mb, len(tests_args) + 1, settings
     )
-    argv = child_argv(settings)
+    seccomp = seccomp_fd(settings)
+    argv = child_argv(settings, seccomp)
     is_root = os.geteuid() == 0
     uid = _allocate_uid(*settings.uid_range) if is_root and settings.drop_privileges else None
     nonce = secrets.token_hex(16)
@@ -359,11 +462,11 @@ async def run_python(
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env={},
-                pass_fds=(write_fd,),
+                pass_fds=_fds(write_fd, seccomp),
                 start_new_session=True,
             )
         finally:
-            os.close(write_fd)
+            _close(write_fd, seccomp)
         return await _supervise(proc, payload, nonce, read_fd, wall, settings)
     finally:
         await _stop(proc)
@@ -394,7 +497,8 @@ async def run_hidden(
     time_limit_ms, memory_limit_mb, cpu_seconds, wall = _limits(
         time_limit_ms, memory_limit_mb, n + 1, settings
     )
-    argv = child_argv(settings)
+    seccomp = seccomp_fd(settings)
+    argv = child_argv(settings, seccomp)
     is_root = os.geteuid() == 0
     uid = _allocate_uid(*settings.uid_range) if is_root and settings.drop_privileges else None
     nonce = secrets.token_hex(16)
@@ -455,11 +559,11 @@ async def run_hidden(
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 env={},
-                pass_fds=(write_fd,),
+                pass_fds=_fds(write_fd, seccomp),
                 start_new_session=True,
             )
         finally:
-            os.close(write_fd)
+            _close(write_fd, seccomp)
         pipe = os.fdopen(os.dup(read_fd), "rb", buffering=0)
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(results, loop=loop), pipe

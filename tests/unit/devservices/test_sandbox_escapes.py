@@ -333,3 +333,60 @@ async def test_os_layer_has_no_network() -> None:
             listener.accept()
     finally:
         listener.close()
+
+
+async def test_os_layer_seccomp_refuses_sockets_and_namespaces() -> None:
+    """Audit hook off: the syscall filter still says EPERM to every socket family,
+    to new namespaces and to ptrace."""
+    code = (
+        "import os, socket, errno\n"
+        "def f():\n"
+        "    out = {}\n"
+        "    for family in ('AF_INET', 'AF_INET6', 'AF_UNIX', 'AF_NETLINK'):\n"
+        "        try:\n"
+        "            socket.socket(getattr(socket, family), socket.SOCK_STREAM if family != "
+        "'AF_NETLINK' else socket.SOCK_RAW).close()\n"
+        "            out[family] = 'OPENED'\n"
+        "        except OSError as exc:\n"
+        "            out[family] = errno.errorcode.get(exc.errno, str(exc.errno))\n"
+        "    try:\n"
+        "        os.unshare(os.CLONE_NEWUSER)\n"
+        "        out['unshare'] = 'ALLOWED'\n"
+        "    except (OSError, AttributeError) as exc:\n"
+        "        out['unshare'] = type(exc).__name__\n"
+        "    return out\n"
+    )
+    # keep the uid (so the socket module can still be imported) but no audit hook
+    settings = SandboxSettings(audit=False, drop_privileges=False)
+    status, value, error = only_result(await run_raw(code, settings))
+    assert status == "ok", error
+    assert value == {
+        "AF_INET": "EPERM",
+        "AF_INET6": "EPERM",
+        "AF_UNIX": "EPERM",
+        "AF_NETLINK": "EPERM",
+        "unshare": value["unshare"],
+    }
+    assert value["unshare"] != "ALLOWED"
+
+
+async def test_without_seccomp_the_network_namespace_still_reaches_nothing() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    settings = SandboxSettings(audit=False, seccomp=False, drop_privileges=False)
+    code = (
+        "import socket\n"
+        "def f():\n"
+        f"    return socket.socket().connect_ex(('127.0.0.1', {port}))\n"
+    )
+    try:
+        status, value, _ = only_result(await run_raw(code, settings))
+        assert status == "ok"
+        assert value != 0
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
