@@ -607,6 +607,10 @@ async def run_hidden(
         # Anything written after the last answer was not asked for.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), timeout=1.0)
+        if "crashed" in outcome.statuses and proc.returncode is not None:
+            # Only the kind of ending is kept (never the exit code: the learner chooses it).
+            ending = _crash_status(proc.returncode, False, b"")
+            outcome.statuses = [ending if s == "crashed" else s for s in outcome.statuses]
         if not outcome.tampered and results.at_eof() is False:
             with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError):
                 extra = await asyncio.wait_for(results.read(1), timeout=0.2)
