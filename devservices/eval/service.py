@@ -355,6 +355,13 @@ class Evaluator:
                 memory_limit_mb=memory_mb,
                 settings=sandbox,
             )
+        if outcome.kind == "internal_error":
+            # The harness died before any learner code ran (it reports ready first): our
+            # failure, not the learner's. 503 lets the caller retry; re-probe the boundary.
+            log.error("eval sandbox failed to start: %s", outcome.message[:300])
+            self._boundary_ok = False
+            self._boundary_error = None
+            raise ProblemError(503, "The code sandbox failed to start; no verdict was given.")
         hidden_outcome: HiddenOutcome | None = None
         if hidden and outcome.kind == "finished":
             # A process of its own: nothing the public run saw or printed is in it, and

@@ -115,6 +115,28 @@ async def test_eval_refuses_to_run_code_without_the_sandbox(
     assert "sandbox unavailable" in caplog.text
 
 
+async def test_a_harness_that_dies_before_learner_code_is_a_503_not_a_verdict(
+    hostile_math_pool: MathWorkerPool,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our failure, not the learner's: retryable for CO, never a final internal_error."""
+    from devservices.eval import sandbox
+
+    app: FastAPI = eval_app(hostile_math_pool, audit=True)
+    monkeypatch.setattr(sandbox, "HARNESS_SOURCE", "import os\nos._exit(4)\n")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://eval") as client:
+        response = await client.post(
+            "/v1/evaluate",
+            json=secret_sum_request("def secret_sum(l, n):\n    return 1\n"),
+            headers={"X-Internal-Token": TOKEN},
+        )
+    assert response.status_code == 503
+    assert "failed to start" in response.json()["detail"]
+    assert "eval sandbox failed to start" in caplog.text
+
+
 # -- math answers -----------------------------------------------------------------------
 
 MATH_HOSTILE = {
