@@ -9,9 +9,18 @@ ROLES ?=
 .PHONY: install dev test token lint format typecheck check openapi migrate bench
 
 # Poetry itself comes from PyPI; the venv lives in .venv (poetry.toml).
+# Eval's code sandbox needs bubblewrap (bwrap): installed from Debian when we are root;
+# otherwise Eval refuses to run code (503) until an administrator installs it.
 install:
 	@$(PYTHON) -m poetry --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "poetry>=2.0,<3"
 	@$(POETRY) sync --quiet
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null \
+	      || echo "warning: could not install bubblewrap: Eval will refuse to run code" >&2; \
+	  else \
+	    echo "warning: bubblewrap (bwrap) is not installed: Eval will refuse to run code (see README)" >&2; \
+	  fi; }
 
 ## Start everything: Temporal dev server (UI :8233), migrations, dev services, worker, API (:8000).
 dev: install

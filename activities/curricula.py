@@ -32,7 +32,7 @@ class CurriculumActivities:
         self._db = deps.sessionmaker
         settings = deps.settings
         self._bank = UpstreamClient(
-            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.internal_token
+            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.problem_bank_token
         )
 
     async def _public(self, problem_ids: Iterable[str]) -> dict[str, ProblemPublic]:

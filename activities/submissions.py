@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
 from activities.evaluation_status import EvaluationStatus
-from activities.upstream import UpstreamClient
+from activities.upstream import UpstreamClient, bound_server_errors
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -90,11 +90,10 @@ class SubmissionActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self._db = deps.sessionmaker
         settings = deps.settings
-        token = settings.internal_token
         self._bank = UpstreamClient(
-            deps.http, "Problem Bank", str(settings.problem_bank_base), token
+            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.problem_bank_token
         )
-        self._eval = UpstreamClient(deps.http, "Eval", str(settings.eval_base), token)
+        self._eval = UpstreamClient(deps.http, "Eval", str(settings.eval_base), settings.eval_token)
 
     @activity.defn(name="submission.begin")
     async def begin(self, data: BeginInput) -> SubmissionFacts:
@@ -126,6 +125,20 @@ class SubmissionActivities:
             )
         status = EvaluationStatus(self._db, data.submission_id)
         await status.started()
+        try:
+            response, kind = await self._ask_eval(submission, status)
+        except ApplicationError as exc:
+            raise bound_server_errors(exc, activity.info().attempt) from None
+        outcome = redact_response(response, kind)
+        log.info(
+            "submission evaluated",
+            extra={"submission_id": str(data.submission_id), "verdict": outcome.verdict.value},
+        )
+        return outcome
+
+    async def _ask_eval(
+        self, submission: Submission, status: EvaluationStatus
+    ) -> tuple[EvalResponse, EvalKind]:
         async with heartbeating():
             async with status.failing_as(RetryReason.problem_bank_unavailable):
                 bundle = await self._bank.call(
@@ -142,12 +155,7 @@ class SubmissionActivities:
                     json=request.model_dump(mode="json"),
                     timeout=timeout,
                 )
-        outcome = redact_response(response, request.kind)
-        log.info(
-            "submission evaluated",
-            extra={"submission_id": str(data.submission_id), "verdict": outcome.verdict.value},
-        )
-        return outcome
+        return response, request.kind
 
     @activity.defn(name="submission.persist_result")
     async def persist_result(self, data: PersistResultInput) -> bool:

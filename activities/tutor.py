@@ -39,7 +39,7 @@ from temporalio.exceptions import ApplicationError
 from activities.deps import ActivityDeps
 from activities.submissions import heartbeating
 from activities.upstream import ErrorType, UpstreamClient, bounded, classify
-from domain.hints import solution_allowed
+from domain.hints import solution_allowed, visible_ladder
 from domain.tutor import (
     BeginTurnInput,
     EntryType,
@@ -198,11 +198,11 @@ class TutorActivities:
         self._http = deps.http
         self._settings = settings
         self._bank = UpstreamClient(
-            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.internal_token
+            deps.http, "Problem Bank", str(settings.problem_bank_base), settings.problem_bank_token
         )
         self._problems: dict[str, tuple[float, ProblemPublic]] = {}
         self._tutor_url = str(settings.tutor_base).rstrip("/") + "/v1/hints/stream"
-        self._tutor_headers = {INTERNAL_TOKEN_HEADER: settings.internal_token}
+        self._tutor_headers = {INTERNAL_TOKEN_HEADER: settings.tutor_token}
         self._tutor_timeout = httpx.Timeout(
             connect=5.0, read=settings.upstream_timeout_seconds, write=5.0, pool=5.0
         )
@@ -253,6 +253,11 @@ class TutorActivities:
     async def _request(self, data: StreamTurnInput, prefix: str) -> TutorRequest:
         (row, last), problem = await asyncio.gather(
             self._turn(data.message_id), self._problem(data.problem_id)
+        )
+        # The Tutor learns the ladder only up to the granted level: what it does not know
+        # it cannot be talked into revealing.
+        problem = problem.model_copy(
+            update={"hints": visible_ladder(problem.hints, data.hint_level)}
         )
         return TutorRequest(
             turn_id=str(data.message_id),

@@ -1,7 +1,11 @@
 """Calling Problem Bank, Eval and Tutor: failures classified for Temporal's retries.
 
-- Connection errors, timeouts, 5xx and 429 are transient: they raise a retryable
-  ``ApplicationError`` (429 with ``next_retry_delay`` from ``Retry-After``).
+- Connection errors, timeouts, 502/503/504, 408 and 429 are transient: they raise a
+  retryable ``ApplicationError`` (429 with ``next_retry_delay`` from ``Retry-After``), and
+  the caller's retry policy gives them its long budget.
+- 500 and 501 say the upstream failed on *this* request (a learner's input can cause it):
+  retryable too, but :func:`bound_server_errors` makes the activity give up after
+  :data:`SERVER_ERROR_ATTEMPTS` attempts instead of re-running it for the whole budget.
 - Other 4xx and malformed bodies cannot get better by retrying: non-retryable.
 
 Error texts are bounded so an upstream's HTML error page never lands in history.
@@ -22,6 +26,9 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_ERROR_CHARS = 300
 MAX_RETRY_AFTER_SECONDS = 300.0
+# Attempts of an activity (counted by Temporal, whatever failed before) after which an
+# upstream's 500 is final.
+SERVER_ERROR_ATTEMPTS = 3
 
 
 class ErrorType:
@@ -29,6 +36,7 @@ class ErrorType:
     REJECTED = "UpstreamRejected"
     MALFORMED = "UpstreamMalformed"
     NOT_FOUND = "UpstreamNotFound"
+    SERVER_ERROR = "UpstreamServerError"
 
 
 def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -59,11 +67,30 @@ def classify(service: str, response: httpx.Response) -> ApplicationError | None:
             type=ErrorType.UNAVAILABLE,
             next_retry_delay=timedelta(seconds=delay) if delay is not None else None,
         )
+    if status in (500, 501):
+        return ApplicationError(summary, type=ErrorType.SERVER_ERROR)
     if status >= 500 or status == 408:
         return ApplicationError(summary, type=ErrorType.UNAVAILABLE)
     if status == 404:
         return ApplicationError(summary, type=ErrorType.NOT_FOUND, non_retryable=True)
     return ApplicationError(summary, type=ErrorType.REJECTED, non_retryable=True)
+
+
+def bound_server_errors(
+    error: ApplicationError, attempt: int, limit: int = SERVER_ERROR_ATTEMPTS
+) -> ApplicationError:
+    """The error to raise from attempt ``attempt``: a 500 becomes final at ``limit``.
+
+    Decided inside the activity (``activity.info().attempt``) so that the workflow's retry
+    policy, and so its command sequence, stay as they are.
+    """
+    if error.type != ErrorType.SERVER_ERROR or error.non_retryable or attempt < limit:
+        return error
+    return ApplicationError(
+        f"{error.message} (final after {attempt} attempts)",
+        type=ErrorType.SERVER_ERROR,
+        non_retryable=True,
+    )
 
 
 class UpstreamClient:

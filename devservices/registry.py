@@ -28,13 +28,13 @@ class ServiceSpec:
 def _problem_bank(settings: DevServicesSettings) -> Any:
     from devservices.problem_bank import ProblemBankSettings, create_app
 
-    return create_app(ProblemBankSettings(internal_token=settings.internal_token))
+    return create_app(ProblemBankSettings(internal_token=settings.problem_bank_token))
 
 
 def _eval(settings: DevServicesSettings) -> Any:
     from devservices.eval import EvalSettings, create_app
 
-    return create_app(EvalSettings(internal_token=settings.internal_token))
+    return create_app(EvalSettings(internal_token=settings.eval_token))
 
 
 def _tutor_spec() -> ServiceSpec | None:
@@ -66,6 +66,11 @@ def build_apps(
 ) -> dict[str, Any]:
     """Every dev service as an ASGI app, keyed by name (``problem_bank``, ``eval``, ...)."""
     settings = settings or DevServicesSettings()
-    if internal_token is not None:
-        settings = settings.model_copy(update={"internal_token": internal_token})
+    if internal_token is not None:  # one token for all three (tests)
+        settings = DevServicesSettings(
+            problem_bank_token=internal_token,
+            eval_token=internal_token,
+            tutor_token=internal_token,
+            **settings.model_dump(exclude={"problem_bank_token", "eval_token", "tutor_token"}),
+        )
     return {spec.name: spec.factory(settings) for spec in service_specs()}

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_INTERNAL_TOKEN = "dev-internal-token"
+from domain.settings import (
+    DEV_EVAL_TOKEN,
+    DEV_INTERNAL_TOKEN,
+    DEV_PROBLEM_BANK_TOKEN,
+    DEV_TUTOR_TOKEN,
+    fill_upstream_tokens,
+)
+
+DEFAULT_INTERNAL_TOKEN = DEV_INTERNAL_TOKEN  # a service's own token when built alone
 
 
 class DevServicesSettings(BaseSettings):
-    """``CO_INTERNAL_TOKEN``, ``CO_DEV_HOST`` and ``CO_DEV_{PROBLEM_BANK,EVAL,TUTOR}_PORT``."""
+    """``CO_{PROBLEM_BANK,EVAL,TUTOR}_TOKEN`` (each service accepts only its own; the
+    deprecated ``CO_INTERNAL_TOKEN`` stands in for unset ones), ``CO_DEV_HOST`` and
+    ``CO_DEV_{PROBLEM_BANK,EVAL,TUTOR}_PORT``."""
 
     model_config = SettingsConfigDict(env_prefix="CO_", extra="ignore")
 
-    internal_token: str = DEFAULT_INTERNAL_TOKEN
+    problem_bank_token: str = DEV_PROBLEM_BANK_TOKEN
+    eval_token: str = DEV_EVAL_TOKEN
+    tutor_token: str = DEV_TUTOR_TOKEN
+    internal_token: str | None = None
     dev_host: str = "127.0.0.1"
     dev_problem_bank_port: int = 8101
     dev_eval_port: int = 8102
     dev_tutor_port: int = 8103
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fallback_token(cls, values: Any) -> Any:
+        return fill_upstream_tokens(values)

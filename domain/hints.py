@@ -7,7 +7,9 @@ Three levels, each a rung of the problem's hint ladder:
 3. **approach** – walks through the steps, still without the finished solution.
 
 A level is *unlocked* by evidence that the learner is working on the problem: failed
-attempts (completed, non-accepted submissions) and the hints already received. The
+attempts and the hints already received. Only *evaluated* attempts count (see
+:func:`counts_as_failed_attempt`): unreadable answers and code that does not compile, sent
+in a burst, unlock nothing. The
 rule, with ``evidence = failed_attempts + highest level already given``:
 
 - level 1 is always open;
@@ -34,6 +36,9 @@ MIN_LEVEL: Final = 1
 MAX_LEVEL: Final = 3
 LEVEL_NAMES: Final[dict[int, str]] = {1: "nudge", 2: "concept", 3: "approach"}
 SOLUTION_AFTER_FAILED_ATTEMPTS: Final = 3
+# Verdicts of a completed submission that say nothing about the learner's attempt at the
+# problem itself (junk input, or our own failure): they never unlock a hint.
+NOT_EVALUATED_VERDICTS: Final = frozenset({"invalid_answer", "compile_error", "internal_error"})
 
 
 class HintFacts(BaseModel):
@@ -114,3 +119,14 @@ def next_unlock(facts: HintFacts) -> str | None:
         f"level 3 ({LEVEL_NAMES[3]}) unlocks when failed submissions plus the highest hint "
         f"level received reach 3, with at least one failed submission: {needs}"
     )
+
+
+def counts_as_failed_attempt(verdict: str | None) -> bool:
+    """Whether a completed submission with ``verdict`` is evidence of a real attempt."""
+    return verdict is not None and verdict != "accepted" and verdict not in NOT_EVALUATED_VERDICTS
+
+
+def visible_ladder(hints: list[str], granted: int) -> list[str]:
+    """The rungs of the hint ladder the Tutor may know for a turn at level ``granted``:
+    the Tutor is told nothing the learner has not unlocked."""
+    return list(hints[: max(0, min(granted, MAX_LEVEL))])

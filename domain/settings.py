@@ -7,7 +7,7 @@ only the API, the worker, activities and the dev tooling do.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -16,10 +16,36 @@ from pydantic import (
     RedisDsn,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import TUTOR_MAX_MESSAGE_CHARS
+
+# Development defaults of the upstream credentials: one per upstream, so that a service
+# can tell them apart (Problem Bank refuses the Eval's and the Tutor's). Refused in
+# production, as is the former shared default.
+DEV_PROBLEM_BANK_TOKEN = "dev-problem-bank-token"
+DEV_EVAL_TOKEN = "dev-eval-token"
+DEV_TUTOR_TOKEN = "dev-tutor-token"
+DEV_INTERNAL_TOKEN = "dev-internal-token"
+KNOWN_DEV_TOKENS = frozenset(
+    {DEV_PROBLEM_BANK_TOKEN, DEV_EVAL_TOKEN, DEV_TUTOR_TOKEN, DEV_INTERNAL_TOKEN}
+)
+UPSTREAM_TOKENS = {
+    "problem_bank_token": DEV_PROBLEM_BANK_TOKEN,
+    "eval_token": DEV_EVAL_TOKEN,
+    "tutor_token": DEV_TUTOR_TOKEN,
+}
+
+
+def fill_upstream_tokens(values: Any) -> Any:
+    """``CO_INTERNAL_TOKEN`` (the former single credential) stands in for any unset
+    per-upstream token: a deployment that has not split its secrets yet keeps working."""
+    if isinstance(values, dict) and values.get("internal_token"):
+        for name in UPSTREAM_TOKENS:
+            values.setdefault(name, values["internal_token"])
+    return values
 
 
 class SettingsError(RuntimeError):
@@ -53,8 +79,16 @@ class Settings(BaseSettings):
     jwt_max_bytes: int = Field(default=8192, ge=512)
     jwt_roles_claim: str = "roles"
 
-    # Upstream services.
-    internal_token: str = Field(default="dev-internal-token", min_length=8)
+    # Where this process runs: "production" refuses development defaults at start-up.
+    env: Literal["development", "test", "production"] = "development"
+
+    # Upstream services: one credential each (X-Internal-Token).
+    problem_bank_token: str = Field(default=DEV_PROBLEM_BANK_TOKEN, min_length=8)
+    eval_token: str = Field(default=DEV_EVAL_TOKEN, min_length=8)
+    tutor_token: str = Field(default=DEV_TUTOR_TOKEN, min_length=8)
+    internal_token: str | None = Field(
+        default=None, min_length=8, description="Deprecated: fallback for unset *_TOKEN."
+    )
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Temporal.
@@ -73,6 +107,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=128 * 1024, ge=1024)
     max_code_bytes: int = Field(default=64 * 1024, ge=1)
     max_answer_bytes: int = Field(default=4 * 1024, ge=1)
+    max_submissions_in_flight: int = Field(
+        default=5, ge=1, description="Per user: submissions queued or running at once."
+    )
 
     # Sessions.
     session_idle_days: float = Field(default=14.0, gt=0)
@@ -116,6 +153,31 @@ class Settings(BaseSettings):
             raise ValueError("'*' is not allowed: list the approved origins")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fallback_token(cls, values: Any) -> Any:
+        return fill_upstream_tokens(values)
+
+    @model_validator(mode="after")
+    def _production_refuses_dev_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = [
+            f"CO_{name.upper()} is a known development token"
+            for name in (*UPSTREAM_TOKENS, "internal_token")
+            if getattr(self, name) in KNOWN_DEV_TOKENS
+        ]
+        if self.jwt_jwks_url is not None and self.jwt_jwks_url.scheme != "https":
+            problems.append("CO_JWT_JWKS_URL must be an https:// URL")
+        problems += [
+            f"CO_CORS_ORIGINS must not contain {origin!r}"
+            for origin in self.cors_origins
+            if origin.strip().lower() in ("*", "null")
+        ]
+        if problems:
+            raise ValueError("CO_ENV=production refuses: " + "; ".join(problems))
+        return self
+
     def public_key_pem(self) -> str | None:
         """The JWT verification key, from the variable or the file it names."""
         if self.jwt_public_key:
@@ -133,6 +195,9 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
+            if not err["loc"]:  # a check across variables names them in its message
+                problems.append(f"  {str(err['msg']).removeprefix('Value error, ')}")
+                continue
             name = "CO_" + "_".join(str(p) for p in err["loc"]).upper()
             reason = "is required" if err["type"] == "missing" else f"is invalid: {err['msg']}"
             problems.append(f"  {name} {reason}")

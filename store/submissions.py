@@ -33,6 +33,25 @@ async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> Submissi
     return row
 
 
+async def exists(db: AsyncSession, submission_id: uuid.UUID) -> bool:
+    return await db.get(Submission, submission_id) is not None
+
+
+async def count_in_flight_locked(db: AsyncSession, user_id: str) -> int:
+    """The user's queued or running submissions, counted under a transaction-scoped
+    advisory lock on the user, so concurrent POSTs of one user count one after another."""
+    await db.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"co:submissions-in-flight:{user_id}"},
+    )
+    count = await db.scalar(
+        select(func.count())
+        .select_from(Submission)
+        .where(Submission.user_id == user_id, Submission.status.not_in(_TERMINAL))
+    )
+    return int(count or 0)
+
+
 async def get_owned(db: AsyncSession, submission_id: uuid.UUID, user_id: str) -> Submission | None:
     return await db.scalar(
         select(Submission).where(Submission.id == submission_id, Submission.user_id == user_id)

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.hints import HintFacts
+from domain.hints import NOT_EVALUATED_VERDICTS, HintFacts
 from domain.tutor import TurnStatus
 from store.models import Result, Submission, TutorMessage
 
@@ -38,6 +38,8 @@ async def hint_facts(
             Submission.problem_id == problem_id,
             Submission.status == "completed",
             Submission.verdict != "accepted",
+            # as domain.hints.counts_as_failed_attempt: only evaluated attempts count
+            Submission.verdict.not_in(NOT_EVALUATED_VERDICTS),
         )
     )
     stmt = select(func.count(), func.coalesce(func.max(TutorMessage.hint_level), 0)).where(

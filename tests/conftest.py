@@ -42,7 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("CO_TEST_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("CO_TEST_PG_USER", "postgres")
 REDIS_URL = os.environ.get("CO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-INTERNAL_TOKEN = "test-internal-token-4f1c"
+# One credential per upstream, all different: each dev service accepts only its own.
+UPSTREAM_TOKENS = {
+    "problem_bank_token": "test-bank-token-4f1c",
+    "eval_token": "test-eval-token-4f1c",
+    "tutor_token": "test-tutor-token-4f1c",
+}
+INTERNAL_TOKEN = UPSTREAM_TOKENS["problem_bank_token"]  # what reads Problem Bank directly
 
 
 def venv_binary(name: str) -> str:
@@ -177,18 +183,19 @@ class DevServices:
     tutor: str
 
 
-def devservice_apps(token: str) -> dict[str, Any]:
+def devservice_apps() -> dict[str, Any]:
     """The reference upstream services as ASGI apps, keyed by role."""
     from devservices.registry import build_apps
+    from devservices.settings import DevServicesSettings
 
-    return build_apps(internal_token=token)
+    return build_apps(settings=DevServicesSettings(**UPSTREAM_TOKENS))
 
 
 @pytest.fixture(scope="session")
 async def devservices() -> AsyncIterator[DevServices]:
     urls: dict[str, str] = {}
     async with AsyncExitStack() as stack:
-        for name, asgi_app in devservice_apps(INTERNAL_TOKEN).items():
+        for name, asgi_app in devservice_apps().items():
             urls[name] = await stack.enter_async_context(serve(asgi_app))
         yield DevServices(
             problem_bank=urls["problem_bank"],
@@ -215,7 +222,7 @@ def make_settings(
             "eval_base": devservices.eval,
             "problem_bank_base": devservices.problem_bank,
             "tutor_base": devservices.tutor,
-            "internal_token": INTERNAL_TOKEN,
+            **UPSTREAM_TOKENS,
             "temporal_address": target,
             "cors_origins": ["http://localhost:3000"],
             "worker_graceful_shutdown_seconds": 2,
@@ -269,7 +276,7 @@ async def seeded(settings: Settings, app: FastAPI) -> dict[str, str]:
     return await seed(
         app.state.resources.sessionmaker,
         str(settings.problem_bank_base),
-        internal_token=settings.internal_token,
+        internal_token=settings.problem_bank_token,
     )
 
 

@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
+from domain.settings import DEV_EVAL_TOKEN, DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN
 from domain.temporal import SEARCH_ATTRIBUTES
 from tools.devkeys import DEV_DIR, ensure_dev_keys, make_token
 
@@ -35,6 +36,11 @@ DEFAULTS = {
     "CO_EVAL_BASE": "http://127.0.0.1:8102",
     "CO_TUTOR_BASE": "http://127.0.0.1:8103",
     "CO_TEMPORAL_ADDRESS": "127.0.0.1:7233",
+    "CO_ENV": "development",
+    # One credential per upstream; the dev services accept only their own.
+    "CO_PROBLEM_BANK_TOKEN": DEV_PROBLEM_BANK_TOKEN,
+    "CO_EVAL_TOKEN": DEV_EVAL_TOKEN,
+    "CO_TUTOR_TOKEN": DEV_TUTOR_TOKEN,
     "CO_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     "CO_LOG_JSON": "false",
     "CO_API_PORT": "8000",
@@ -216,7 +222,7 @@ async def run() -> int:
             outcome = await seed(
                 make_sessionmaker(engine),
                 str(settings.problem_bank_base),
-                internal_token=settings.internal_token,
+                internal_token=settings.problem_bank_token,
             )
         finally:
             await engine.dispose()

@@ -89,7 +89,7 @@ async def _main() -> int:
         outcome = await seed(
             make_sessionmaker(engine),
             str(settings.problem_bank_base),
-            internal_token=settings.internal_token,
+            internal_token=settings.problem_bank_token,
         )
     finally:
         await engine.dispose()

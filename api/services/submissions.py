@@ -24,7 +24,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal
-from api.errors import NotFound, PayloadTooLarge, Unprocessable
+from api.errors import NotFound, PayloadTooLarge, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
 from api.problem_types import IdempotencyKeyReused
@@ -89,6 +89,10 @@ def _check_body(body: SubmissionCreate, kind: EvalKind, settings: Settings) -> N
             raise Unprocessable("an answer problem takes 'answer', not 'code'")
 
 
+# A submission is typically evaluated within seconds.
+IN_FLIGHT_RETRY_AFTER_SECONDS = 5
+
+
 async def start_workflow(
     temporal: Client, settings: Settings, submission_id: uuid.UUID, user_id: str, problem_id: str
 ) -> None:
@@ -140,6 +144,14 @@ async def create(
         await sessions_rules.check_submission(
             db, principal.user_id, body.session_id, body.problem_id
         )
+    if earlier is None and not await repo.exists(db, submission_id):  # retries pass
+        in_flight = await repo.count_in_flight_locked(db, principal.user_id)
+        if in_flight >= settings.max_submissions_in_flight:
+            raise TooManyRequests(
+                f"you already have {in_flight} submissions being evaluated (at most "
+                f"{settings.max_submissions_in_flight}); wait for one to finish",
+                headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)},
+            )
 
     # Insert (uncommitted), start the workflow, then commit: a crash before the commit
     # rolls the row back and leaves a workflow that gives up on its own; once committed,

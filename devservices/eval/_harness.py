@@ -1,24 +1,30 @@
 """Child-side harness of the Python sandbox (standalone: run as ``python -I -S -c <this>``).
 
-It must not import anything from the project. The parent passes one JSON document on
-stdin: the learner's code, the function name, each test's *arguments only* (expected values
-never enter this process), the limits, the sandbox options, a per-run nonce and the number
-of the inherited pipe on which results are written. Results are JSON lines prefixed with
-the nonce, written to that pipe (moved to a random high descriptor first); stdout and
-stderr of the process are never parsed by the parent.
+It runs inside bubblewrap (new PID, network, IPC and UTS namespaces; a file system of
+``/usr``, the interpreter's prefix, a private ``/proc`` and a size-limited scratch ``/tmp``)
+and must not import anything from the project. Two modes, each its own process:
 
-Order of operations (everything before step 6 happens before any learner code runs):
+* ``public``: the configuration (one JSON line on stdin) carries the public tests'
+  arguments; each test's record (status, return value, captured ``print`` output, error
+  text) is written to the result pipe. Nothing hidden ever enters this process.
+* ``hidden``: the configuration carries no test at all. After loading the code the harness
+  reads one line of arguments at a time from its control descriptor, calls the function and
+  writes back only a status and the JSON of the return value, which the parent compares and
+  reduces to passed/failed. Output is discarded; no error text, no timing leaves.
+
+Results are JSON lines prefixed with a per-run nonce, written to an inherited pipe (moved to
+a random high descriptor first); stdout and stderr are never parsed by the parent.
+
+Order of operations (everything before step 5 happens before any learner code runs):
 
 1. preload the allowed standard-library modules (later imports are refused);
-2. read the configuration from stdin, then point fd 0 at /dev/null;
-3. as root, if asked: ``unshare`` network, mount, IPC and UTS namespaces, hide paths
-   under empty read-only tmpfs mounts and give the run a fresh size-limited tmpfs as its
-   temporary directory, set ``no_new_privs`` and drop to an unprivileged uid/gid;
-4. set the resource limits (CPU, address space, processes, file size, open files, core);
-5. install an audit hook that refuses processes, signals to others, sockets, ctypes,
-   frame/gc introspection, new imports, and file-system access outside the work dir;
-6. compile and execute the code, then call the function once per test under a per-test
-   wall-clock alarm, capturing ``print`` output per test.
+2. read the configuration, then point fd 0 at /dev/null;
+3. as root, drop to the run's own unprivileged uid/gid (bubblewrap already set
+   ``no_new_privs``); set the resource limits (CPU, address space, processes, file size,
+   open files, core);
+4. install an audit hook (defence in depth, not the boundary) that refuses processes,
+   signals, sockets, frame/gc introspection, new imports and files outside the scratch dir;
+5. compile and execute the code, then call the function per test under a wall-clock alarm.
 """
 
 from __future__ import annotations
@@ -114,9 +120,31 @@ def _main() -> None:
     write = os.write
     setitimer = signal.setitimer
 
-    raw = sys.stdin.buffer.read()
-    cfg: dict[str, Any] = loads(raw)
-    del raw
+    def read_line(fd: int) -> bytes:
+        """One line from the parent (it sends the next only after our answer)."""
+        buf = bytearray()
+        while not buf.endswith(b"\n"):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+        return bytes(buf)
+
+    cfg: dict[str, Any] = loads(read_line(0))
+    hidden_mode = cfg["mode"] == "hidden"
+    # Private descriptors go to unpredictable high numbers: as high as the (raised) soft
+    # limit allows, which is 1024 for a non-root user by default.
+    _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fd_top = 16000 if nofile_hard == resource.RLIM_INFINITY else min(16000, nofile_hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (fd_top, nofile_hard))
+
+    def high_fd() -> int:
+        return 100 + int.from_bytes(os.urandom(2), "big") % (fd_top - 100)
+
+    control_fd = -1
+    if hidden_mode:
+        control_fd = high_fd()
+        os.dup2(0, control_fd, inheritable=False)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -125,7 +153,9 @@ def _main() -> None:
     nonce = cfg["nonce"].encode()
     inherited_fd = cfg["result_fd"]
     # Move the result pipe to an unpredictable descriptor and close the original.
-    out_fd = 1000 + int.from_bytes(os.urandom(2), "big") % 15000
+    out_fd = control_fd
+    while out_fd == control_fd:
+        out_fd = high_fd()
     os.dup2(inherited_fd, out_fd, inheritable=False)
     os.close(inherited_fd)
 
@@ -137,84 +167,12 @@ def _main() -> None:
             view = view[n:]
 
     workdir = cfg["workdir"]
-    notes: list[str] = []
-    namespaces = False
-    hidden: list[str] = []
     dropped_uid: int | None = None
     try:
         baseline = os.sysconf("SC_PAGE_SIZE") * int(open("/proc/self/statm").read().split()[0])
     except Exception:
         baseline = 64 * 1024 * 1024
 
-    # -- 3. namespaces, mounts, privileges (root only) ------------------------------
-    if os.geteuid() == 0 and cfg["namespaces"]:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mount.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.c_char_p,
-        ]
-        clone_newns, clone_newnet = 0x00020000, 0x40000000
-        clone_newipc, clone_newuts = 0x08000000, 0x04000000
-        ms_rdonly, ms_nosuid, ms_nodev, ms_noexec = 1, 2, 4, 8
-        ms_rec, ms_private, ms_bind = 0x4000, 1 << 18, 0x1000
-
-        def mount(
-            src: bytes | None, target: str, fstype: bytes | None, flags: int, data: bytes | None
-        ) -> None:
-            rc = libc.mount(src, target.encode(), fstype, flags, data)
-            if rc != 0:
-                raise OSError(ctypes.get_errno(), f"mount {target}")
-
-        if libc.unshare(clone_newns | clone_newnet | clone_newipc | clone_newuts) == 0:
-            namespaces = True
-            try:
-                mount(None, "/", None, ms_rec | ms_private, None)
-                scratch = cfg["scratch_root"]
-                for path in cfg["hide_paths"]:
-                    if os.path.islink(path) or not os.path.exists(path):
-                        continue
-                    try:
-                        if os.path.isdir(path):
-                            mount(
-                                b"tmpfs",
-                                path,
-                                b"tmpfs",
-                                ms_rdonly | ms_nosuid | ms_nodev | ms_noexec,
-                                b"size=16k,nr_inodes=16,mode=555",
-                            )
-                        else:
-                            mount(b"/dev/null", path, None, ms_bind, None)
-                        hidden.append(path)
-                    except OSError as exc:
-                        notes.append(f"could not hide {path}: {exc}")
-                if scratch:
-                    size = cfg["scratch_bytes"]
-                    mount(
-                        b"tmpfs",
-                        scratch,
-                        b"tmpfs",
-                        ms_nosuid | ms_nodev | ms_noexec,
-                        f"size={size},nr_inodes=256,mode=755".encode(),
-                    )
-                    hidden.append(scratch)
-                    os.makedirs(workdir, mode=0o700, exist_ok=True)
-            except OSError as exc:
-                notes.append(f"mount setup failed: {exc}")
-        else:
-            notes.append(f"unshare failed: errno {ctypes.get_errno()}")
-        pr_set_no_new_privs = 38
-        libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
-        del libc, mount
-        for mod in [
-            m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))
-        ]:
-            del sys.modules[mod]
-        del ctypes
     os.chdir(workdir)
     uid = cfg["uid"]
     if os.geteuid() == 0 and uid is not None:
@@ -330,16 +288,14 @@ def _main() -> None:
     emit(
         {
             "kind": "ready",
-            "namespaces": namespaces,
-            "hidden": hidden,
             "uid": dropped_uid,
+            "euid": os.geteuid(),
             "audit": bool(cfg["audit"]),
-            "notes": notes,
         }
     )
     code = cfg["code"]
     function_name = cfg["function_name"]
-    tests = [dumps(args) for args in cfg["tests"]]
+    tests = [dumps(args) for args in cfg["tests"]]  # empty in hidden mode
     time_limit = cfg["time_limit_ms"] / 1000.0
     stdout_cap = cfg["stdout_cap"]
     result_cap = cfg["result_cap"]
@@ -454,15 +410,34 @@ def _main() -> None:
     if not callable(fn):
         emit({"kind": "missing_function", "name": function_name})
         return
-    for index, args_json in enumerate(tests):
-        args = loads(args_json)
-        out = _CappedWriter(stdout_cap)
+    if hidden_mode:
+        emit({"kind": "loaded"})
+
+    def next_args() -> Any:
+        """Public: the next of the known tests. Hidden: ask the parent for the next one."""
+        if not hidden_mode:
+            return loads(tests[index]) if index < len(tests) else None
+        line = read_line(control_fd)
+        if not line.strip():
+            return None
+        request = loads(line)
+        return request.get("args")
+
+    index = 0
+    while True:
+        args = next_args()
+        if args is None:
+            break
+        out = _CappedWriter(0 if hidden_mode else stdout_cap)
         sys.stdout = sys.stderr = out
         start = perf()
         status, value = run_limited(fn, *args)
         elapsed = int((perf() - start) * 1000)
         sys.stdout, sys.stderr = real_stdout, real_stderr
-        record = {"kind": "test", "index": index, "status": status, "time_ms": elapsed}
+        args = None
+        record = {"kind": "test", "index": index, "status": status}
+        if not hidden_mode:
+            record["time_ms"] = elapsed
         if status == "ok":
             enc_status, encoded = run_limited(dumps, value)
             if enc_status == "ok" and len(encoded) > result_cap:
@@ -471,17 +446,22 @@ def _main() -> None:
                 record["value"] = encoded
             elif enc_status == "error":
                 record["status"] = "unserializable"
-                record["error"] = f"return value is not JSON data ({type(value).__name__[:100]})"
+                if not hidden_mode:
+                    kind = exact_str(type(value).__name__)[:100]
+                    record["error"] = f"return value is not JSON data ({kind})"
             else:
                 record["status"] = enc_status
-        elif status == "error":
+        elif status == "error" and not hidden_mode:
             record["error_type"], record["error"] = describe(value)
         value = None
-        record["stdout"] = out.text()
+        if not hidden_mode:
+            record["stdout"] = out.text()
         emit(record)
+        index += 1
         if record["status"] in ("timeout", "memory"):
             return
-    emit({"kind": "done", "max_rss_kb": getrusage(resource.RUSAGE_SELF).ru_maxrss})
+    if not hidden_mode:
+        emit({"kind": "done", "max_rss_kb": getrusage(resource.RUSAGE_SELF).ru_maxrss})
 
 
 try:

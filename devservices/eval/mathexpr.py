@@ -32,6 +32,9 @@ from typing import Any, Final
 MAX_INPUT_CHARS: Final = 4096
 MAX_DEPTH: Final = 48
 MAX_NODES: Final = 2000
+# Depth of the *tree*: a flat chain ``x+x+...+x`` parses shallowly but builds a tree as
+# deep as it is long, and every later step (checks, sympy, numeric evaluation) recurses.
+MAX_TREE_DEPTH: Final = 200
 MAX_NUMBER_CHARS: Final = 60
 MAX_SCI_EXPONENT: Final = 300
 MAX_CONSTANT_EXPONENT: Final = 1000.0  # |e| of any constant exponent
@@ -253,8 +256,21 @@ def parse(text: str, variables: Sequence[str] = ()) -> Node:
     if not text.strip():
         raise MathSyntaxError("empty answer")
     tree = _Parser(text, declared).parse()
+    if tree_depth(tree) > MAX_TREE_DEPTH:
+        raise MathSyntaxError(f"expression longer than {MAX_TREE_DEPTH} chained operations")
     _check_magnitudes(tree)
     return tree
+
+
+def tree_depth(tree: Node) -> int:
+    """Depth of a tree, without recursion (the tree may be deeper than the stack)."""
+    deepest = 0
+    stack: list[tuple[Node, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node[1:] if isinstance(child, list))
+    return deepest
 
 
 def free_variables(tree: Node) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import re
@@ -15,7 +16,15 @@ from typing import Any
 from devservices.common import ProblemError
 from devservices.eval import mathexpr
 from devservices.eval.math_worker import MathWorkerError, MathWorkerPool, MathWorkerTimeout
-from devservices.eval.sandbox import RunOutcome, SandboxSettings, TestRecord, run_python
+from devservices.eval.sandbox import (
+    HiddenOutcome,
+    RunOutcome,
+    SandboxSettings,
+    TestRecord,
+    check_boundary,
+    run_hidden,
+    run_python,
+)
 from devservices.settings import DEFAULT_INTERNAL_TOKEN
 from domain.upstream import (
     EvalKind,
@@ -26,6 +35,7 @@ from domain.upstream import (
     Verdict,
 )
 
+log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PUBLIC_STDOUT_CHARS = 2000
 DEFAULT_NUMERIC_TOLERANCE = 1e-6
@@ -88,6 +98,10 @@ _STATUS_VERDICT = {
     "error": Verdict.runtime_error,
     "too_large": Verdict.wrong_answer,
     "unserializable": Verdict.wrong_answer,
+    "too_deep": Verdict.wrong_answer,
+    "tampered": Verdict.runtime_error,
+    "crashed": Verdict.runtime_error,
+    "not_run": Verdict.runtime_error,
 }
 
 
@@ -108,6 +122,8 @@ def _public_result(
             error = "memory limit exceeded"
         elif record.status == "too_large":
             error = "return value too large"
+        elif record.status == "too_deep":
+            error = "return value nested too deeply"
         else:
             error = record.error
     return EvalTestResult(
@@ -146,8 +162,14 @@ def _label(index: int, test: EvalTest) -> str:
     return f"hidden test {index + 1}" if test.hidden else f"test {index + 1}"
 
 
-def python_response(request: EvalRequest, outcome: RunOutcome) -> EvalResponse:
-    """Turn a sandbox outcome into the response, comparing with expected values here."""
+def python_response(
+    request: EvalRequest, outcome: RunOutcome, hidden: HiddenOutcome | None = None
+) -> EvalResponse:
+    """Turn the two runs' outcomes into the response, comparing with expected values here.
+
+    ``outcome`` is the public run's (its records are indexed among the public tests only),
+    ``hidden`` the hidden run's (one status and value per hidden test, in order).
+    """
     tests = request.tests
     memory_kb = outcome.max_rss_kb
     if outcome.kind == "compile_error":
@@ -173,13 +195,35 @@ def python_response(request: EvalRequest, outcome: RunOutcome) -> EvalResponse:
         }.get(setup_verdict, f"Loading your code failed: {outcome.message}")
         return EvalResponse(verdict=setup_verdict, message=detail)
 
-    records = {r.index: r for r in outcome.tests}
-    crashed_at = len(outcome.tests) if outcome.kind == "crashed" else None
+    public_at = [i for i, t in enumerate(tests) if not t.hidden]
+    hidden_at = [i for i, t in enumerate(tests) if t.hidden]
+    records = {public_at[r.index]: r for r in outcome.tests if 0 <= r.index < len(public_at)}
+    crashed_at = (
+        public_at[len(outcome.tests)]
+        if outcome.kind == "crashed" and len(outcome.tests) < len(public_at)
+        else None
+    )
+    hidden_status = {
+        at: (hidden.statuses[n], hidden.values[n]) if hidden else ("not_run", None)
+        for n, at in enumerate(hidden_at)
+    }
     results: list[EvalTestResult] = []
     first_failure: tuple[int, Verdict] | None = None
     for index, test in enumerate(tests):
         record = records.get(index)
         verdict: Verdict | None
+        if test.hidden:
+            status, value = hidden_status[index]
+            if status == "ok":
+                passed = values_equal(value, _as_json(test.expected))
+                verdict = Verdict.accepted if passed else Verdict.wrong_answer
+            else:
+                passed = False
+                verdict = _STATUS_VERDICT.get(status, Verdict.runtime_error)
+            if not passed and first_failure is None:
+                first_failure = (index, verdict)
+            results.append(_hidden_result(index, None, passed, None))
+            continue
         if record is None and index == crashed_at:
             status = outcome.setup_status or "error"
             record = TestRecord(index=index, status=status, error=outcome.message)
@@ -193,12 +237,9 @@ def python_response(request: EvalRequest, outcome: RunOutcome) -> EvalResponse:
             verdict = _STATUS_VERDICT.get(record.status, Verdict.runtime_error)
         if not passed and first_failure is None:
             first_failure = (index, verdict or Verdict.runtime_error)
-        results.append(
-            _hidden_result(index, record, passed, verdict)
-            if test.hidden
-            else _public_result(index, test, record, passed, verdict)
-        )
-    total_ms = sum(r.time_ms for r in results)
+        results.append(_public_result(index, test, record, passed, verdict))
+    # Hidden tests count only in the whole submission's time, never one by one.
+    total_ms = sum(r.time_ms for r in results) + (hidden.total_ms if hidden else 0)
     if first_failure is None:
         return EvalResponse(
             verdict=Verdict.accepted,
@@ -226,6 +267,23 @@ class Evaluator:
         self.settings = settings
         self.math_pool = math_pool
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._boundary_ok = False
+        self._boundary_error: str | None = None
+        self._boundary_checked = 0.0
+
+    async def _require_boundary(self) -> None:
+        """Refuse (503) to run code when the OS sandbox cannot be set up here."""
+        if self._boundary_ok:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._boundary_error is None or now - self._boundary_checked > 30:
+            self._boundary_error = await check_boundary(self.settings.sandbox) or ""
+            self._boundary_checked = now
+            self._boundary_ok = not self._boundary_error
+            if self._boundary_error:
+                log.error("eval refuses to run code: sandbox unavailable: %s", self._boundary_error)
+        if not self._boundary_ok:
+            raise ProblemError(503, "The code sandbox is unavailable; no code was run.")
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -240,9 +298,36 @@ class Evaluator:
         """Evaluate; ``time_ms`` is the evaluation's wall time (whole milliseconds,
         rounded up), never less than the sum of the tests' own times."""
         started = time.perf_counter()
-        response = await self._evaluate(request)
+        response = await self._judge(request)
         wall_ms = math.ceil((time.perf_counter() - started) * 1000)
         return response.model_copy(update={"time_ms": max(response.time_ms, wall_ms)})
+
+    async def _judge(self, request: EvalRequest) -> EvalResponse:
+        """Judge one request. Learner input always ends as a verdict, never as a 5xx."""
+        try:
+            return await self._evaluate(request)
+        except ProblemError:
+            raise
+        except RecursionError:
+            return EvalResponse(
+                verdict=Verdict.invalid_answer, message="The answer is too deeply nested to judge."
+            )
+        except Exception as exc:  # a bug here must not become an endless 5xx retry upstream
+            # Only the type and place: the message could quote the request's hidden data.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+            log.error(
+                "eval could not judge a %s request: %s at %s",
+                request.kind.value,
+                type(exc).__name__,
+                where,
+            )
+            return EvalResponse(
+                verdict=Verdict.internal_error,
+                message="The evaluator could not judge this submission.",
+            )
 
     async def _evaluate(self, request: EvalRequest) -> EvalResponse:
         if request.kind is EvalKind.python:
@@ -265,16 +350,41 @@ class Evaluator:
             raise _bad_request(f"At most {sandbox.max_tests} tests per request.")
         if len(request.code.encode()) > sandbox.max_code_bytes:
             raise _bad_request(f"Code is larger than {sandbox.max_code_bytes} bytes.")
+        await self._require_boundary()
+        public = [list(t.args) for t in request.tests if not t.hidden]
+        hidden = [list(t.args) for t in request.tests if t.hidden]
+        code, name = request.code, request.function_name
+        time_ms, memory_mb = request.limits.time_limit_ms, request.limits.memory_limit_mb
         async with self._semaphore():
             outcome = await run_python(
-                request.code,
-                request.function_name,
-                [list(t.args) for t in request.tests],
-                time_limit_ms=request.limits.time_limit_ms,
-                memory_limit_mb=request.limits.memory_limit_mb,
+                code,
+                name,
+                public,
+                time_limit_ms=time_ms,
+                memory_limit_mb=memory_mb,
                 settings=sandbox,
             )
-        return python_response(request, outcome)
+        if outcome.kind == "internal_error":
+            # The harness died before any learner code ran (it reports ready first): our
+            # failure, not the learner's. 503 lets the caller retry; re-probe the boundary.
+            log.error("eval sandbox failed to start: %s", outcome.message[:300])
+            self._boundary_ok = False
+            self._boundary_error = None
+            raise ProblemError(503, "The code sandbox failed to start; no verdict was given.")
+        hidden_outcome: HiddenOutcome | None = None
+        if hidden and outcome.kind == "finished":
+            # A process of its own: nothing the public run saw or printed is in it, and
+            # nothing it sees can come back as text.
+            async with self._semaphore():
+                hidden_outcome = await run_hidden(
+                    code,
+                    name,
+                    hidden,
+                    time_limit_ms=time_ms,
+                    memory_limit_mb=memory_mb,
+                    settings=sandbox,
+                )
+        return python_response(request, outcome, hidden_outcome)
 
     async def math_expr(self, request: EvalRequest) -> EvalResponse:
         if request.answer is None or request.expected_answer is None:

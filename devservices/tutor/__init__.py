@@ -12,7 +12,7 @@ from devservices.tutor.compose import compose_answer, tokenize, tokens_from
 
 def build_dev_app(settings: DevServicesSettings) -> Any:
     """The entry ``devservices.registry`` serves on ``CO_DEV_TUTOR_PORT`` (8103)."""
-    return create_app(TutorSettings(internal_token=settings.internal_token))
+    return create_app(TutorSettings(internal_token=settings.tutor_token))
 
 
 __all__ = [

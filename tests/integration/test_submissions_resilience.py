@@ -80,6 +80,62 @@ async def test_eval_400_ends_in_internal_error_promptly(
         await record_history(iso.temporal, f"submission-{sid}", "submission_internal_error")
 
 
+async def test_eval_500_is_retried_three_times_then_internal_error(
+    stack: Stack, stack_args: Any, auth: dict[str, str]
+) -> None:
+    """A 500 says Eval failed on this request: bounded, unlike 503 (long budget)."""
+    from activities.upstream import SERVER_ERROR_ATTEMPTS
+
+    async with AsyncExitStack() as es:
+        iso, proxy = await _with_faulty_eval(stack_args, [500] * 20, es)
+        r = await submit(iso.client, auth, code_body(SUM_OK))
+        sid = r.json()["id"]
+        body = await finished(iso.client, auth, sid)
+        assert body["status"] == "failed"
+        assert body["verdict"] == "internal_error"
+        assert "not your fault" in body["failure_reason"]
+        assert "injected" not in json.dumps(body)
+        assert proxy.calls == SERVER_ERROR_ATTEMPTS
+        # The cause is in the workflow's history for operators.
+        history = await iso.temporal.get_workflow_handle(f"submission-{sid}").fetch_history()
+        assert "Eval answered 500" in history.to_json()
+        assert f"final after {SERVER_ERROR_ATTEMPTS} attempts" in history.to_json()
+
+
+HOSTILE_E2E = [
+    "introspect frames and print",
+    "write the input to every descriptor",
+    "exit code carries the input",
+    "deep return value",
+    "forged result records",
+    "socket to loopback services",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_E2E)
+async def test_hostile_submission_end_to_end_leaks_nothing(
+    stack: Stack, auth: dict[str, str], caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    from tests.hostile.cases import HOSTILE, leaked
+
+    caplog.set_level(logging.DEBUG)
+    case = HOSTILE[name]
+    r = await submit(stack.client, auth, {"problem_id": "py-secret-sum", "code": case.code})
+    sid = r.json()["id"]
+    body = await finished(stack.client, auth, sid)
+    assert body["verdict"] in case.verdicts, body
+    texts = [r.text, json.dumps(body)]
+    texts.append((await stack.client.get("/v1/submissions", headers=auth)).text)
+    history = await stack.temporal.get_workflow_handle(f"submission-{sid}").fetch_history()
+    texts.append(history.to_json())
+    texts.append(caplog.text)
+    for text in texts:
+        assert leaked(text) == []
+    # Eval answered every call with a verdict: no 5xx from it reached the worker.
+    assert "Eval answered 5" not in caplog.text
+    assert "Eval answered 5" not in history.to_json()
+
+
 async def test_hidden_test_markers_never_leave_the_service(
     stack: Stack,
     auth: dict[str, str],
@@ -233,3 +289,36 @@ async def test_a_post_that_died_after_starting_the_workflow_is_finished_by_its_r
     assert r.json()["verdict"] == "accepted"
     runs = [w async for w in stack.temporal.list_workflows(f"WorkflowId = 'submission-{sid}'")]
     assert len(runs) == 1
+
+
+async def test_one_learner_cannot_hold_every_evaluation_slot(
+    stack: Stack, stack_args: Any, token_for: Callable[..., str]
+) -> None:
+    """With no worker on its queue, submissions stay in flight: the third one of a user
+    (cap 2) is refused with 429 + Retry-After; a retried POST and another user are not."""
+    make_settings, temporal, devservices = stack_args
+    me = {"Authorization": f"Bearer {token_for('cap-' + uuid.uuid4().hex[:8])}"}
+    other = {"Authorization": f"Bearer {token_for('cap-' + uuid.uuid4().hex[:8])}"}
+    async with isolated_stack(
+        make_settings, temporal, devservices, with_worker=False, max_submissions_in_flight=2
+    ) as iso:
+        ids = []
+        for n in range(2):
+            r = await submit(
+                iso.client, me, code_body(SUM_OK), wait=False, extra={"Idempotency-Key": f"k{n}"}
+            )
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        refused = await submit(iso.client, me, code_body(SUM_OK), wait=False)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) > 0
+        assert "at most 2" in refused.json()["detail"]
+        again = await submit(
+            iso.client, me, code_body(SUM_OK), wait=False, extra={"Idempotency-Key": "k0"}
+        )
+        assert again.status_code in (200, 202)
+        assert again.json()["id"] == ids[0]
+        assert (await submit(iso.client, other, code_body(SUM_OK), wait=False)).status_code == 202
+        for sid in ids:
+            await iso.temporal.get_workflow_handle(f"submission-{sid}").terminate("test over")

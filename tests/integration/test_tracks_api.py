@@ -86,7 +86,7 @@ async def test_loading_the_demo_tracks_again_changes_nothing(stack: Stack) -> No
     outcome = await seed(
         stack.app.state.resources.sessionmaker,
         stack.devservices.problem_bank,
-        internal_token=stack.settings.internal_token,
+        internal_token=stack.settings.problem_bank_token,
     )
     assert set(outcome.values()) == {"unchanged"}
 

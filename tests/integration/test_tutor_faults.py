@@ -20,7 +20,7 @@ from domain.settings import Settings
 from domain.temporal import tutor_workflow_id
 from domain.tutor import stream_key
 from domain.upstream import TutorRequest
-from tests.conftest import INTERNAL_TOKEN, DevServices, Stack, isolated_stack
+from tests.conftest import UPSTREAM_TOKENS, DevServices, Stack, isolated_stack
 from tests.integration.tutor_support import (
     SECRET_PROBLEM,
     new_session,
@@ -67,7 +67,8 @@ async def faulty(
 ) -> AsyncIterator[Faulty]:
     faults = TutorFaults()
     tutor_app = create_app(
-        TutorSettings(internal_token=INTERNAL_TOKEN, dev_tutor_token_delay_ms=3), faults
+        TutorSettings(internal_token=UPSTREAM_TOKENS["tutor_token"], dev_tutor_token_delay_ms=3),
+        faults,
     )
     async with serve(tutor_app) as tutor_url:
         async with isolated_stack(
@@ -239,3 +240,71 @@ async def test_hint_levels_unlock_with_failed_attempts_and_earlier_hints(
     await submit(faulty, auth, WRONG_ON_HIDDEN)
     assert await level(hint_level=3) == (3, False)
     assert faulty.requests[-1]["allow_solution"] is False  # py-secret-sum never reveals it
+
+
+async def test_the_tutor_is_told_the_ladder_only_up_to_the_granted_level(
+    faulty: Faulty, auth: dict[str, str], user_id: str
+) -> None:
+    from devservices.problem_bank import load_problems
+
+    ladder = load_problems()[SECRET_PROBLEM].hints
+    assert len(ladder) == 3
+    faulty.faults.arm()
+    session = await faulty.session(user_id)
+    s = await read_stream(faulty.http, "POST", URL, headers=auth, json_body=ask(session))
+    assert s.meta["hint_level"] == 1
+    sent = faulty.requests[-1]
+    assert sent["hint_level"] == 1
+    assert sent["problem"]["hints"] == ladder[:1]
+    assert not any(rung in json.dumps(sent) for rung in ladder[1:])
+
+
+async def test_a_burst_of_junk_submissions_unlocks_no_hint(
+    faulty: Faulty, auth: dict[str, str], user_id: str
+) -> None:
+    """compile_error attempts are not evidence; one evaluated failure is."""
+    faulty.faults.arm()
+    session = await faulty.session(user_id)
+    client = faulty.stack.client
+    for n in range(4):
+        junk = {
+            "problem_id": SECRET_PROBLEM,
+            "session_id": str(session),
+            "code": f"def secret_sum(label, numbers) {n}\n",
+        }
+        r = await client.post("/v1/submissions", json=junk, headers={**auth, **WAIT})
+        assert r.json()["verdict"] == "compile_error", r.text
+    s = await read_stream(
+        faulty.http, "POST", URL, headers=auth, json_body=ask(session, hint_level=3)
+    )
+    assert (s.meta["hint_level"], s.meta["capped"]) == (1, True)
+
+    wrong = {
+        "problem_id": SECRET_PROBLEM,
+        "session_id": str(session),
+        "code": "def secret_sum(label, numbers):\n    return ''\n",
+    }
+    r = await client.post("/v1/submissions", json=wrong, headers={**auth, **WAIT})
+    assert r.json()["verdict"] == "wrong_answer", r.text
+    s = await read_stream(
+        faulty.http, "POST", URL, headers=auth, json_body=ask(session, hint_level=3)
+    )
+    # evidence: 1 evaluated failure + level 1 already given = 2 -> level 2
+    assert (s.meta["hint_level"], s.meta["capped"]) == (2, True)
+
+
+@pytest.mark.parametrize("name", ["introspect frames and print", "raise with the hidden arguments"])
+async def test_after_a_hostile_submission_the_tutor_and_its_stream_know_nothing_hidden(
+    faulty: Faulty, auth: dict[str, str], user_id: str, name: str
+) -> None:
+    from tests.hostile.cases import HOSTILE, leaked
+
+    faulty.faults.arm()
+    session = await faulty.session(user_id)
+    body = {"problem_id": SECRET_PROBLEM, "session_id": str(session), "code": HOSTILE[name].code}
+    r = await faulty.stack.client.post("/v1/submissions", json=body, headers={**auth, **WAIT})
+    assert r.json()["verdict"] in HOSTILE[name].verdicts, r.text
+    s = await read_stream(faulty.http, "POST", URL, headers=auth, json_body=ask(session))
+    assert s.last.event == "done", s.raw
+    assert leaked(s.raw) == []
+    assert leaked(json.dumps(faulty.requests)) == []

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,8 +22,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from devservices.testing import serve
+from domain import progression
 from domain.curriculum import ItemSpec, ModuleSpec, TrackSpec
+from domain.sessions import SessionDocument
 from domain.upstream import Domain
+from store import sessions as session_repo
 from store import tracks as track_repo
 from store.models import LearningSession
 
@@ -50,7 +54,7 @@ async def publish_tutor_track(app: FastAPI, problem_bank_base: str) -> None:
         app.state.resources.sessionmaker,
         problem_bank_base,
         specs=[TUTOR_TRACK],
-        internal_token=app.state.resources.settings.internal_token,
+        internal_token=app.state.resources.settings.problem_bank_token,
     )
 
 
@@ -60,6 +64,11 @@ async def new_session(sessionmaker: async_sessionmaker[AsyncSession], user_id: s
         version = await track_repo.get_published(db, TUTOR_TRACK.slug)
         assert version is not None, "publish_tutor_track first"
         session_id = uuid.uuid4()
+        # The same starting document the API writes, so the gateway's session rules can
+        # read it (this track's first item is the secret problem).
+        plan = session_repo.plan_of(version)
+        progress = progression.start(plan, datetime.now(UTC))
+        document = SessionDocument(progress=progress, summary=progression.summary(plan, progress))
         db.add(
             LearningSession(
                 id=session_id,
@@ -68,6 +77,7 @@ async def new_session(sessionmaker: async_sessionmaker[AsyncSession], user_id: s
                 track_version_id=version.id,
                 status="active",
                 current_problem_id=SECRET_PROBLEM,
+                state=document.model_dump(mode="json"),
             )
         )
     return session_id

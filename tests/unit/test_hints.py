@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from domain.hints import HintFacts, allowed_level, decide, next_unlock, solution_allowed
+from domain.hints import (
+    HintFacts,
+    allowed_level,
+    counts_as_failed_attempt,
+    decide,
+    next_unlock,
+    solution_allowed,
+    visible_ladder,
+)
 
 
 def facts(failed: int = 0, highest: int = 0, prior: int | None = None) -> HintFacts:
@@ -93,3 +101,33 @@ def test_next_unlock_says_what_opens_the_next_level(
     else:
         assert text is not None
         assert expected in text
+
+
+@pytest.mark.parametrize(
+    ("verdict", "counts"),
+    [
+        ("wrong_answer", True),
+        ("runtime_error", True),
+        ("time_limit_exceeded", True),
+        ("memory_limit_exceeded", True),
+        ("accepted", False),
+        ("invalid_answer", False),
+        ("compile_error", False),
+        ("internal_error", False),
+        (None, False),
+    ],
+)
+def test_only_evaluated_attempts_unlock_hints(verdict: str | None, counts: bool) -> None:
+    assert counts_as_failed_attempt(verdict) is counts
+
+
+@pytest.mark.parametrize(
+    ("granted", "expected"),
+    [(1, ["nudge"]), (2, ["nudge", "concept"]), (3, ["nudge", "concept", "approach"])],
+)
+def test_the_tutor_sees_the_ladder_only_up_to_the_granted_level(
+    granted: int, expected: list[str]
+) -> None:
+    ladder = ["nudge", "concept", "approach", "SOLUTION-RUNG"]
+    assert visible_ladder(ladder, granted) == expected
+    assert visible_ladder(["only one"], 3) == ["only one"]

@@ -8,7 +8,12 @@ import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.upstream import ErrorType, UpstreamClient
+from activities.upstream import (
+    SERVER_ERROR_ATTEMPTS,
+    ErrorType,
+    UpstreamClient,
+    bound_server_errors,
+)
 from domain.upstream import ProblemPublic
 
 
@@ -24,12 +29,27 @@ async def _call(status: int, body: bytes = b"{}", headers: dict[str, str] | None
     await client_answering(transport).call("GET", "/x", ProblemPublic)
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
-async def test_5xx_is_retryable(status: int) -> None:
+@pytest.mark.parametrize("status", [502, 503, 504, 408])
+async def test_unavailable_is_retryable_with_the_long_budget(status: int) -> None:
     with pytest.raises(ApplicationError) as err:
         await _call(status)
     assert not err.value.non_retryable
     assert err.value.type == ErrorType.UNAVAILABLE
+    assert bound_server_errors(err.value, attempt=50) is err.value  # never made final
+
+
+@pytest.mark.parametrize("status", [500, 501])
+async def test_a_server_error_is_retried_a_few_times_then_final(status: int) -> None:
+    with pytest.raises(ApplicationError) as err:
+        await _call(status)
+    assert err.value.type == ErrorType.SERVER_ERROR
+    assert not err.value.non_retryable
+    for attempt in range(1, SERVER_ERROR_ATTEMPTS):
+        assert not bound_server_errors(err.value, attempt).non_retryable
+    final = bound_server_errors(err.value, SERVER_ERROR_ATTEMPTS)
+    assert final.non_retryable
+    assert final.type == ErrorType.SERVER_ERROR
+    assert f"Eval answered {status}" in final.message
 
 
 async def test_429_honours_retry_after() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from temporalio import activity
@@ -118,3 +119,66 @@ async def test_transient_eval_failures_are_retried(
     outcome = await run_submission(time_env, fakes)
     assert calls["n"] == attempts_before_success + 1
     assert outcome.verdict == Verdict.wrong_answer
+
+
+async def run_timed(
+    env: WorkflowEnvironment, fakes: FakeActivities
+) -> tuple[SubmissionOutcome, timedelta]:
+    """The outcome and the workflow's own start-to-close time (skipped time included)."""
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=[SubmissionWorkflow], activities=fakes.all()
+    ):
+        handle: WorkflowHandle[SubmissionWorkflow, SubmissionOutcome] = (
+            await env.client.start_workflow(
+                SubmissionWorkflow.run,
+                SubmissionInput(submission_id=uuid.uuid4(), user_id="u1"),
+                id=f"submission-{uuid.uuid4()}",
+                task_queue=queue,
+            )
+        )
+        outcome = await handle.result()
+        info = await handle.describe()
+    assert info.close_time is not None
+    return outcome, info.close_time - info.start_time
+
+
+async def test_unavailable_eval_keeps_the_long_budget_then_internal_error(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """503/429/timeouts: retried for the whole schedule-to-close budget (30 minutes of
+    skipped time here), then a learner-readable internal_error."""
+    from workflows.submission import EVAL_SCHEDULE_TO_CLOSE
+
+    fakes = FakeActivities(
+        evaluate_error=ApplicationError("Eval answered 503", type="UpstreamUnavailable")
+    )
+    outcome, elapsed = await run_timed(time_env, fakes)
+    assert outcome.verdict == Verdict.internal_error
+    assert outcome.status == SubmissionStatus.failed
+    # the last retry that still fits in the budget ends it (~29.5 minutes here)
+    slack = timedelta(minutes=1)
+    assert EVAL_SCHEDULE_TO_CLOSE - slack <= elapsed <= EVAL_SCHEDULE_TO_CLOSE + slack
+    # backoff 1 s doubling to 30 s: ~60 attempts in 30 minutes, not one per second
+    assert 50 <= fakes.evaluations <= 80
+
+
+async def test_server_error_eval_is_final_after_three_attempts(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """500s: the activity itself makes the third one final (workflow and policy unchanged)."""
+    from activities.upstream import SERVER_ERROR_ATTEMPTS, ErrorType, bound_server_errors
+
+    fakes = FakeActivities()
+
+    @activity.defn(name="submission.evaluate")
+    async def failing(data: EvaluateInput) -> EvaluationOutcome:
+        fakes.evaluations += 1
+        error = ApplicationError("Eval answered 500", type=ErrorType.SERVER_ERROR)
+        raise bound_server_errors(error, activity.info().attempt)
+
+    fakes.evaluate = failing  # type: ignore[method-assign]
+    outcome, elapsed = await run_timed(time_env, fakes)
+    assert outcome.verdict == Verdict.internal_error
+    assert fakes.evaluations == SERVER_ERROR_ATTEMPTS
+    assert elapsed.total_seconds() < 60

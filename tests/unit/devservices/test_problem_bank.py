@@ -197,3 +197,26 @@ def test_duplicate_ids_and_bad_math_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ProblemFileError):
         load_problems(bank)
+
+
+async def test_the_internal_endpoint_accepts_only_the_problem_banks_own_token() -> None:
+    """Default dev credentials: the Eval's and the Tutor's tokens are refused."""
+    from devservices.registry import build_apps
+    from domain.settings import DEV_EVAL_TOKEN, DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN
+
+    apps = build_apps()
+    transport = httpx.ASGITransport(app=apps["problem_bank"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://bank") as client:
+        path = "/internal/v1/problems/py-secret-sum"
+        for token in (DEV_EVAL_TOKEN, DEV_TUTOR_TOKEN, "dev-internal-token"):
+            r = await client.get(path, headers={"X-Internal-Token": token})
+            assert r.status_code == 401, token
+            assert "ZQX" not in r.text
+        r = await client.get(path, headers={"X-Internal-Token": DEV_PROBLEM_BANK_TOKEN})
+        assert r.status_code == 200
+    eval_transport = httpx.ASGITransport(app=apps["eval"])
+    async with httpx.AsyncClient(transport=eval_transport, base_url="http://eval") as client:
+        body = {"kind": "numeric", "answer": "1", "expected_answer": "1"}
+        for token in (DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN):
+            r = await client.post("/v1/evaluate", json=body, headers={"X-Internal-Token": token})
+            assert r.status_code == 401
