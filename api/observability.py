@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -63,7 +64,24 @@ UNMATCHED = "<unmatched>"
 def route_template(scope: Scope) -> str:
     """``/v1/sessions/{session_id}`` rather than the path: bounded label values."""
     path: object = getattr(scope.get("route"), "path", None)
-    return str(path) if isinstance(path, str) else UNMATCHED
+    if isinstance(path, str):
+        return path
+    # Answered before routing (429, 413, a 401 from the edge): find the route it was for
+    # among the published paths (FastAPI's included routers are not plain route lists).
+    app = scope.get("app")
+    if app is None or not hasattr(app, "openapi"):
+        return UNMATCHED
+    table: list[tuple[re.Pattern[str], str]] | None = getattr(app.state, "route_templates", None)
+    if table is None:
+        table = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"), path)
+            for path in sorted(app.openapi().get("paths", {}), key=lambda p: (p.count("{"), p))
+        ]
+        app.state.route_templates = table
+    for pattern, template in table:
+        if pattern.match(scope["path"]):
+            return template
+    return UNMATCHED
 
 
 def _request_id(scope: Scope) -> str:
