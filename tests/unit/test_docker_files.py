@@ -116,7 +116,7 @@ def test_ci_tests_every_push_and_pull_request_with_postgres_and_redis() -> None:
     assert {"postgres", "redis"} <= set(job["services"])
     runs = [step.get("run", "") for step in job["steps"]]
     assert any(r.startswith("make test") for r in runs)
-    assert any("stunnel4" in r for r in runs)
+    assert any("haproxy" in r for r in runs)
 
 
 def test_deploy_runs_the_replay_gate_before_updating_ecs() -> None:
