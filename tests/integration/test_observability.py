@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,6 +34,7 @@ def free_port() -> int:
 
 @dataclass
 class Observed:
+    app: FastAPI
     client: httpx.AsyncClient
     settings: Settings
     spans: InMemorySpanExporter
@@ -71,14 +73,18 @@ async def observed(
         deps = make_deps(settings, provider)
         stack.push_async_callback(close_deps, deps)
         await stack.enter_async_context(build_worker(temporal, deps))
-        yield Observed(client, settings, spans)
+        yield Observed(app, client, settings, spans)
     provider.shutdown()
 
 
 @pytest.fixture(scope="module")
 async def traffic(observed: Observed, token_for: Callable[..., str]) -> dict[str, object]:
-    """A submission evaluated end to end, a 404 and a user over the rate limit."""
-    learner = {"Authorization": f"Bearer {token_for(f'obs-{uuid.uuid4().hex[:6]}')}"}
+    """A submission evaluated end to end, a tutor stream, a 404 and a user over the rate
+    limit."""
+    from tests.integration.tutor_support import OTHER_PROBLEM, new_session, publish_tutor_track
+
+    learner_id = f"obs-{uuid.uuid4().hex[:6]}"
+    learner = {"Authorization": f"Bearer {token_for(learner_id)}"}
     r = await observed.client.post(
         "/v1/submissions",
         json={"problem_id": "py-sum-evens", "language": "python", "code": SUM_OK},
@@ -89,6 +95,16 @@ async def traffic(observed: Observed, token_for: Callable[..., str]) -> dict[str
     submission = r.json()
     missing = await observed.client.get(f"/v1/submissions/{uuid.uuid4()}", headers=learner)
     assert missing.status_code == 404
+    resources = observed.app.state.resources
+    await publish_tutor_track(observed.app, str(observed.settings.problem_bank_base))
+    session_id = await new_session(resources.sessionmaker, learner_id)
+    stream = await observed.client.post(
+        "/v1/tutor/messages",
+        json={"session_id": str(session_id), "problem_id": OTHER_PROBLEM, "message": "Hint?"},
+        headers=learner,
+    )
+    assert stream.status_code == 200, stream.text
+    assert "event: done" in stream.text
     spammer = {"Authorization": f"Bearer {token_for(f'spam-{uuid.uuid4().hex[:6]}')}"}
     statuses = [
         (await observed.client.get("/v1/tracks", headers=spammer)).status_code for _ in range(9)
@@ -125,8 +141,11 @@ async def test_api_metrics_count_requests_by_route_template_status_and_verdict(
     assert value(m["co_http_request_duration_seconds_count"], route="/v1/submissions") >= 1
     assert value(m["co_rate_limit_rejections_total"], key="user") >= 1
     assert value(m["co_submissions_total"], verdict="accepted") >= 1
-    assert "co_sse_open_streams" in m
-    assert "co_sse_slot_leases_held" in m
+    # The stream took a slot lease and gave it back when it ended.
+    assert value(m["co_sse_slot_acquisitions_total"], outcome="granted") >= 1
+    assert value(m["co_sse_open_streams"]) == 0
+    assert value(m["co_sse_slot_leases_held"]) == 0
+    assert value(requests, method="POST", route="/v1/tutor/messages", status="200") >= 1
 
 
 async def test_worker_serves_the_sdk_metrics_and_verdicts(
