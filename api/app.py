@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,7 +96,8 @@ def create_app(
             await redis.aclose()
             await engine.dispose()
             if owns_provider and tracer_provider is not None:
-                tracer_provider.shutdown()  # flushes the spans still batched
+                # Flushes the spans still batched: blocking HTTP, so off the event loop.
+                await asyncio.to_thread(tracer_provider.shutdown)
 
     app = FastAPI(
         title="SciMigo Curriculum Orchestrator",

@@ -95,7 +95,7 @@ async def run(settings: Settings) -> None:
     finally:
         await close_deps(deps)
         if provider is not None:
-            provider.shutdown()
+            await asyncio.to_thread(provider.shutdown)  # flushes batched spans (blocking)
     log.info("worker stopped")
 
 

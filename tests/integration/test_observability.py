@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -255,3 +256,69 @@ def test_json_logs_carry_the_request_id_and_dev_logs_drop_uvicorn_color_message(
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+async def test_spans_are_exported_over_otlp_when_configured_and_nothing_otherwise(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A collector stand-in receives the API's spans over OTLP/HTTP at shutdown."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from api.app import create_app
+    from devservices.testing import serve
+
+    received: list[tuple[str, bytes]] = []
+
+    async def collector(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        received.append((scope["path"], body))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/x-protobuf")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serve(collector) as url:
+        app = create_app(make_settings(otlp_endpoint=url))
+        async with AsyncExitStack() as stack:
+            await started_app(app, stack)
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://co.test")
+            )
+            assert (await client.get("/v1/tracks")).status_code == 401
+        # Leaving the lifespan flushed the batch.
+    assert [path for path, _ in received] == ["/v1/traces"]
+    export = ExportTraceServiceRequest.FromString(received[0][1])
+    names = {
+        span.name
+        for resource in export.resource_spans
+        for scope_spans in resource.scope_spans
+        for span in scope_spans.spans
+    }
+    assert "GET /v1/tracks" in names
+    service = {
+        attr.value.string_value
+        for resource in export.resource_spans
+        for attr in resource.resource.attributes
+        if attr.key == "service.name"
+    }
+    assert service == {"co-api"}
+
+    assert getattr(app, "_is_instrumented_by_opentelemetry", False)
+    untraced = create_app(make_settings())
+    assert not getattr(untraced, "_is_instrumented_by_opentelemetry", False)
