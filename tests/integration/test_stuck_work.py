@@ -22,7 +22,7 @@ from domain.settings import Settings
 from domain.submissions import SubmissionOutcome
 from domain.upstream import Verdict
 from tests.conftest import DevServices, Stack, isolated_stack
-from tests.support import FaultyProxy
+from tests.support import FaultyProxy, record_history
 from tools.runbook import STUCK_QUERIES, queries
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -107,6 +107,7 @@ async def test_a_submission_waiting_on_a_down_eval_is_found_by_the_runbook_query
         workflow_id, result_type=SubmissionOutcome
     ).result()
     assert result.verdict == Verdict.accepted
+    await record_history(bent.stack.temporal, workflow_id, "submission_eval_down_with_step")
     ids = [wf.id async for wf in bent.stack.temporal.list_workflows(runbook_query("eval"))]
     assert workflow_id not in ids
 
@@ -136,16 +137,14 @@ async def test_a_publication_waiting_on_a_down_problem_bank_is_found(
     )
     try:
         query = runbook_query("problem-bank")
-        ids = await found(
-            bent.stack.temporal,
-            query + f' AND CoTrackSlug = "{slug}"',
-            await _publish_workflow_id(bent.stack.temporal, slug),
-        )
+        workflow_id = await _publish_workflow_id(bent.stack.temporal, slug)
+        ids = await found(bent.stack.temporal, query + f' AND CoTrackSlug = "{slug}"', workflow_id)
         assert ids
     finally:
         bent.bank_proxy.faults.clear()
     answer = await publish
     assert answer.status_code in (200, 201), answer.text
+    await record_history(bent.stack.temporal, workflow_id, "publish_problem_bank_down_with_step")
 
 
 async def _publish_workflow_id(temporal: Client, slug: str) -> str:
@@ -192,6 +191,7 @@ async def test_a_session_whose_final_write_postgresql_refuses_is_found(
         await db.execute(f"DROP TRIGGER IF EXISTS {trigger} ON sessions")
         await db.close()
     await stack.temporal.get_workflow_handle(workflow_id).result()
+    await record_history(stack.temporal, workflow_id, "session_write_refused_status_first")
     row = await _session_status(dsn, session_id)
     assert row == "ended"
 
