@@ -13,13 +13,16 @@ import asyncio
 import datetime as dt
 import ipaddress
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,7 +33,7 @@ from temporalio.client import Client
 from domain.settings import Settings, SettingsError
 from ops.search_attributes import require_search_attributes
 from ops.temporal import connect, tls_config
-from tests.conftest import ROOT, settings_env
+from tests.conftest import ROOT, settings_env, started_app
 
 SERVER_NAME = "temporal.co.test"
 HAPROXY = shutil.which("haproxy") or (
@@ -225,6 +228,42 @@ async def test_the_setup_tool_uses_the_tls_settings(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "already registered" in result.stdout
+
+
+async def test_the_api_and_the_worker_reach_temporal_over_mtls(
+    mtls_proxy: Proxy, make_settings: Callable[..., Settings]
+) -> None:
+    from api.app import create_app
+
+    settings = mtls_settings(make_settings, mtls_proxy)
+    async with AsyncExitStack() as stack:
+        app = await started_app(create_app(settings), stack)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://co.test")
+        )
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        cwd=ROOT,
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert worker.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while not any("worker started" in line for line in lines):
+                line = (await worker.stdout.readline()).decode()
+                assert line, "".join(lines)  # exited before it started
+                lines.append(line)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.wait(), 30) == 0, "".join(lines)
 
 
 @pytest.mark.parametrize(
