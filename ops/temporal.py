@@ -8,8 +8,11 @@ handshake error minutes later.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -99,3 +102,15 @@ async def connect(
         runtime=runtime,
         lazy=lazy,
     )
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End a short-lived command that used a Temporal client, skipping interpreter teardown.
+
+    The SDK's Rust core keeps threads that may touch the GIL while CPython finalizes, which
+    sporadically aborts the process after its work is done ("PyGILState_Release: thread
+    state ... must be current", temporalio/sdk-python#300; seen here in the test suite).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

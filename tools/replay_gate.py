@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.settings import SettingsError
-from ops.temporal import connect
+from ops.temporal import connect, exit_without_teardown
 from tools.runbook import cutoff, parse_duration
 from tools.temporal_setup import temporal_settings
 
@@ -124,4 +124,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.settings import Settings, SettingsError
 from ops.search_attributes import MissingSearchAttributes, ensure
-from ops.temporal import connect
+from ops.temporal import connect, exit_without_teardown
 
 
 class TemporalOnly(BaseSettings):
@@ -82,4 +82,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())

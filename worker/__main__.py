@@ -25,7 +25,7 @@ from domain.logs import configure_logging
 from domain.settings import Settings, SettingsError, load_settings
 from ops.logs import LogContextInterceptor
 from ops.search_attributes import MissingSearchAttributes, require_search_attributes
-from ops.temporal import connect, metrics_runtime, tls_config
+from ops.temporal import connect, exit_without_teardown, metrics_runtime, tls_config
 from ops.tracing import provider_from_settings, temporal_interceptors
 from store.db import make_engine, make_sessionmaker
 from worker.registry import activities, workflows
@@ -116,4 +116,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Drained and closed: skip interpreter teardown, which the SDK's core threads can abort.
+    exit_without_teardown(main())
