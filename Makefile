@@ -46,7 +46,7 @@ format: install
 	@$(VENV)/black .
 
 typecheck: install
-	@$(VENV)/mypy domain workflows activities api worker store devservices tools bench
+	@$(VENV)/mypy domain workflows activities api worker store devservices tools bench ops
 
 check: lint typecheck
 

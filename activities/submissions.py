@@ -164,4 +164,8 @@ class SubmissionActivities:
             created = await repo.save_result(db, data.submission_id, data.outcome, failed=failed)
             if not failed:
                 await repo.recompute_mastery(db, data.user_id, data.problem_id)
+        if created:  # once per submission, on the worker's metrics endpoint (SDK runtime)
+            activity.metric_meter().create_counter(
+                "co_submission_verdicts", "Verdicts stored, by verdict."
+            ).with_additional_attributes({"verdict": data.outcome.verdict.value}).add(1)
         return created

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.auth import JwtVerifier
 from api.deps import Resources
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import ProblemCORSMiddleware, install_edge
+from api.observability import MetricsServer, RequestObservabilityMiddleware
 from api.openapi import TAGS, install_openapi
 from api.routers import authoring, health, problems, sessions, submissions, tracks, tutor
 from domain.settings import Settings, SettingsError, get_settings
+from ops.temporal import connect, tls_config
+from ops.tracing import provider_from_settings, temporal_interceptors
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("co.api")
@@ -55,25 +58,32 @@ def _verifier(settings: Settings) -> JwtVerifier:
     )
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(
+    settings: Settings, tracer_provider: TracerProvider | None = None
+) -> Client:
     # Lazy: the API starts (and /readyz reports it) even while Temporal is still booting.
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        lazy=True,
-    )
+    return await connect(settings, lazy=True, interceptors=temporal_interceptors(tracer_provider))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """``tracer_provider``: where spans go (tests pass an in-memory one); by default the
+    OTLP exporter of ``CO_OTLP_ENDPOINT``, or no tracing at all."""
     settings = settings or get_settings()
     verifier = _verifier(settings)  # fail at start-up, not on the first request
+    tls_config(settings)  # likewise for the Temporal TLS settings
+    owns_provider = tracer_provider is None
+    if tracer_provider is None:
+        tracer_provider = provider_from_settings(settings, "co-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(str(settings.db_url))
         redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
-        temporal = await connect_temporal(settings)
+        temporal = await connect_temporal(settings, tracer_provider)
+        metrics = MetricsServer(settings.metrics_host, settings.api_metrics_port)
+        metrics.start()
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
@@ -85,8 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            metrics.stop()
             await redis.aclose()
             await engine.dispose()
+            if owns_provider and tracer_provider is not None:
+                # Flushes the spans still batched: blocking HTTP, so off the event loop.
+                await asyncio.to_thread(tracer_provider.shutdown)
 
     app = FastAPI(
         title="SciMigo Curriculum Orchestrator",
@@ -129,21 +143,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
-        request.state.request_id = rid
-        structlog.contextvars.bind_contextvars(request_id=rid)
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
-        response.headers["X-Request-ID"] = rid
-        return response
+    # Outermost: every answer, the edge's 413/422/429 included, gets a request id, a
+    # metric and a log line.
+    app.add_middleware(RequestObservabilityMiddleware)
 
     for router in ROUTERS:
         app.include_router(router)
+    if tracer_provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracer_provider, excluded_urls="/healthz,/readyz"
+        )
     return app

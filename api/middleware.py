@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import JwtVerifier, Principal
 from api.errors import ApiError, problem_response, unexpected_error_response
+from api.observability import RATE_LIMITED
 from api.ratelimit import RateLimiter
 from domain.settings import Settings
 
@@ -152,6 +153,7 @@ class RateLimitMiddleware:
         decision = await self.limiter.hit(key)
         headers = decision.headers()
         if not decision.allowed:
+            RATE_LIMITED.labels(key.partition(":")[0]).inc()
             await _send_problem(
                 scope,
                 receive,

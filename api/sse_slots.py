@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from api.observability import SSE_LEASES, SSE_SLOTS
+
 log = logging.getLogger("co.api.sse_slots")
 
 KEY_PREFIX = "co:sse:slots:"
@@ -88,6 +90,7 @@ class Lease:
     async def release(self) -> None:
         if not self.released:
             self.released = True
+            SSE_LEASES.dec()
             await self._slots.release(self)
 
     @contextlib.asynccontextmanager
@@ -129,7 +132,10 @@ class SseSlots:
             keys=[slots_key(user_id)], args=[self.max_streams, self._ttl_ms, lease_id]
         )
         if int(granted) == 1:
+            SSE_SLOTS.labels("granted").inc()
+            SSE_LEASES.inc()
             return Lease(self, user_id, lease_id)
+        SSE_SLOTS.labels("refused").inc()
         # The soonest expiry bounds the wait only if its holder died; a live stream
         # usually ends within seconds, so advise a short retry.
         return Refusal(retry_after=max(1, min(math.ceil(int(wait_ms) / 1000), 5)))

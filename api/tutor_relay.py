@@ -29,6 +29,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
+from api.observability import SSE_OPEN
 from api.sse_slots import Lease
 from domain.tutor import EntryType, MetaEvent, stream_key, stream_state_key
 
@@ -159,6 +160,7 @@ class LeasedEventSourceResponse(EventSourceResponse):
         self._lease = lease
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        SSE_OPEN.inc()
         try:
             async with self._lease.kept_alive():
                 await super().__call__(scope, receive, send)
@@ -166,6 +168,7 @@ class LeasedEventSourceResponse(EventSourceResponse):
             # The client stopped reading; nobody is left to tell. The turn carries on.
             log.info("SSE client too slow: stream closed", extra={"user_id": self._lease.user_id})
         finally:
+            SSE_OPEN.dec()
             with anyio.CancelScope(shield=True):
                 try:
                     await self._lease.release()

@@ -12,6 +12,15 @@ import sys
 import structlog
 
 
+def _drop_uvicorn_color_message(
+    _logger: object, _name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    # uvicorn passes an ANSI-coloured copy of each message as ``extra``; it is noise in
+    # both renderers (a ``color_message=`` dump on every dev line).
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -19,6 +28,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        _drop_uvicorn_color_message,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

@@ -96,6 +96,23 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "co-main"
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # A real cluster: mTLS (client certificate and key, CA, server name) and/or an API key
+    # (Temporal Cloud). Each PEM setting holds the PEM itself or the path of a PEM file;
+    # checked at start-up by ``domain.temporal_connection.tls_config``.
+    temporal_tls: bool = False
+    temporal_tls_client_cert: str | None = None
+    temporal_tls_client_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: str | None = Field(default=None, repr=False)
+
+    # Observability. Metrics are served on ports of their own, never through the public
+    # listener (and so never through the load balancer): 0 turns an endpoint off.
+    metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    # OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: no tracing at all.
+    otlp_endpoint: AnyHttpUrl | None = None
 
     # The HTTP edge.
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -138,6 +155,20 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator(
+        "temporal_tls_client_cert",
+        "temporal_tls_client_key",
+        "temporal_tls_ca",
+        "temporal_tls_server_name",
+        "temporal_api_key",
+        "otlp_endpoint",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ECS injects every secret the task definition names; an empty one means "not used".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -12,8 +12,31 @@ CO_TRACK_SLUG = SearchAttributeKey.for_keyword("CoTrackSlug")
 CO_PROBLEM_ID = SearchAttributeKey.for_keyword("CoProblemId")
 CO_STATUS = SearchAttributeKey.for_keyword("CoStatus")
 CO_SESSION_ID = SearchAttributeKey.for_keyword("CoSessionId")
+# What a running workflow waits for now (one of ``Step``) and since when: operators find
+# "waiting on Eval for more than 5 minutes" with
+# ``CoStep = "eval" AND CoStepSince < "<5 minutes ago>"`` (the README's runbook).
+CO_STEP = SearchAttributeKey.for_keyword("CoStep")
+CO_STEP_SINCE = SearchAttributeKey.for_datetime("CoStepSince")
 
-SEARCH_ATTRIBUTES = (CO_USER_ID, CO_TRACK_SLUG, CO_PROBLEM_ID, CO_STATUS, CO_SESSION_ID)
+SEARCH_ATTRIBUTES = (
+    CO_USER_ID,
+    CO_TRACK_SLUG,
+    CO_PROBLEM_ID,
+    CO_STATUS,
+    CO_SESSION_ID,
+    CO_STEP,
+    CO_STEP_SINCE,
+)
+
+
+class Step:
+    """Values of ``CoStep``: the dependency a workflow is waiting on."""
+
+    EVAL = "eval"  # SubmissionWorkflow: evaluation (Problem Bank bundle + Eval)
+    PROBLEM_BANK = "problem-bank"  # PublishTrackWorkflow: checking the curriculum
+    DATABASE = "database"  # any projection / result / publication write
+    LEARNER = "learner"  # SessionWorkflow: waiting for the learner (not stuck)
+    DONE = "done"
 
 
 def session_workflow_id(session_id: object) -> str:

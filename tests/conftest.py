@@ -229,6 +229,9 @@ def make_settings(
             # Functional tests poll; the rate-limit tests set their own small limit.
             "rate_limit_per_minute": 10_000,
             "log_json": False,
+            # Tests that scrape metrics ask for a port of their own.
+            "api_metrics_port": 0,
+            "worker_metrics_port": 0,
         }
         values.update(overrides)
         return Settings(**values)

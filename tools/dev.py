@@ -23,7 +23,6 @@ import httpx
 from redis.asyncio import Redis
 
 from domain.settings import DEV_EVAL_TOKEN, DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN
-from domain.temporal import SEARCH_ATTRIBUTES
 from tools.devkeys import DEV_DIR, ensure_dev_keys, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +43,8 @@ DEFAULTS = {
     "CO_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     "CO_LOG_JSON": "false",
     "CO_API_PORT": "8000",
+    "CO_API_METRICS_PORT": "9100",
+    "CO_WORKER_METRICS_PORT": "9101",
     # Dev-stack knobs (the end-to-end test runs a second stack beside a developer's).
     "CO_DEV_TEMPORAL_UI_PORT": "8233",
     "CO_DEV_STATE_DIR": str(DEV_DIR),
@@ -183,17 +184,17 @@ async def run() -> int:
                 str(state_dir / "temporal.db"),
                 "--log-level",
                 "warn",
-                *(
-                    arg
-                    for a in SEARCH_ATTRIBUTES
-                    for arg in ("--search-attribute", f"{a.name}=Keyword")
-                ),
             )
 
             async def temporal_up() -> bool:
                 return _port_open(host, int(port))
 
             await wait_until("Temporal", temporal_up, stack)
+        # The same command a real namespace gets (idempotent): the worker refuses to start
+        # without the attributes.
+        subprocess.run(
+            [str(BIN / "python"), "-m", "tools.temporal_setup"], cwd=ROOT, env=env, check=True
+        )
 
         stack.start("devservices", str(BIN / "python"), "-m", "devservices")
         stack.start("worker", str(BIN / "python"), "-m", "worker")
@@ -237,6 +238,8 @@ async def run() -> int:
             f"  Temporal UI:  http://127.0.0.1:{env['CO_DEV_TEMPORAL_UI_PORT']}\n"
             f"  Problem Bank: {env['CO_PROBLEM_BANK_BASE']}   Eval: {env['CO_EVAL_BASE']}"
             f"   Tutor: {env['CO_TUTOR_BASE']}\n"
+            f"  Metrics:      API http://127.0.0.1:{env['CO_API_METRICS_PORT']}/metrics"
+            f"   worker (Temporal SDK) http://127.0.0.1:{env['CO_WORKER_METRICS_PORT']}/metrics\n"
             "  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n"
             f"{token}\n\n"
             "  Try it (works as printed, in another terminal):\n\n"

@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import steps
+
 with workflow.unsafe.imports_passed_through():
     from domain.authoring import (
         FetchProblemsInput,
@@ -29,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PublishVersionInput,
     )
     from domain.curriculum import validate_curriculum
-    from domain.temporal import CO_STATUS, CO_TRACK_SLUG, CO_USER_ID
+    from domain.temporal import CO_STATUS, CO_TRACK_SLUG, CO_USER_ID, Step
 
 # Someone is waiting on the other end of the API: retry Problem Bank briefly, then
 # say it is unavailable rather than keep the author waiting.
@@ -63,6 +65,7 @@ class PublishTrackWorkflow:
         )
         ids = sorted({i.problem_id for m in data.spec.modules for i in m.items})
         workflow.set_current_details(f"Asking Problem Bank about {len(ids)} problem(s).")
+        steps.enter(Step.PROBLEM_BANK)
         try:
             facts = await workflow.execute_activity(
                 "curriculum.fetch_problems",
@@ -90,6 +93,7 @@ class PublishTrackWorkflow:
             return self._finish(PublishOutcome(status=PublishStatus.valid, problems=facts.items))
 
         workflow.set_current_details(f"Publishing version {data.version_id}.")
+        steps.enter(Step.DATABASE)
         try:
             published = await workflow.execute_activity(
                 "curriculum.publish_version",
@@ -117,6 +121,7 @@ class PublishTrackWorkflow:
         )
 
     def _finish(self, outcome: PublishOutcome) -> PublishOutcome:
+        steps.enter(Step.DONE)
         workflow.upsert_search_attributes([CO_STATUS.value_set(outcome.status.value)])
         workflow.set_current_details(f"Finished: {outcome.status.value}.")
         return outcome

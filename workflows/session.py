@@ -26,6 +26,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows import steps
+
 with workflow.unsafe.imports_passed_through():
     from domain import progression
     from domain.progression import Progress, SessionStatus, SessionView
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         CO_STATUS,
         CO_TRACK_SLUG,
         CO_USER_ID,
+        Step,
     )
 
 # Projection writes: retry until the database is back; a restart only delays them.
@@ -66,6 +69,7 @@ UPDATE_PROJECTION_WAIT = timedelta(seconds=10)
 MIN_TIMER = timedelta(seconds=1)
 
 ADVANCE_REFUSED = "AdvanceRefused"
+STATUS_BEFORE_WRITE_PATCH = "session-status-before-projection"
 
 
 def _at(moment: datetime) -> str:
@@ -90,6 +94,7 @@ class SessionWorkflow:
         self._projected_seq = self._progress.seq
         self._events = 0  # signals and updates handled by this run
         self._search: tuple[str, str | None] | None = None
+        self._step: str | None = None  # CoStep last published by this run
 
     # ------------------------------------------------------------------ main loop
 
@@ -97,6 +102,11 @@ class SessionWorkflow:
     async def run(self, data: SessionInput) -> SessionOutcome:
         while True:
             if self._dirty():
+                if workflow.patched(STATUS_BEFORE_WRITE_PATCH):
+                    # CoStatus says what the workflow decided, even while the write of
+                    # that decision is still retrying (the runbook finds it by this).
+                    self._publish_search_attributes()
+                    self._enter(Step.DATABASE)
                 await self._project()
                 continue
             self._publish_search_attributes()
@@ -117,6 +127,7 @@ class SessionWorkflow:
                 self._progress = progression.close(self._progress, SessionStatus.abandoned, now)
                 continue
             self._describe(deadline)
+            self._enter(Step.LEARNER)
             try:
                 await workflow.wait_condition(
                     lambda: self._dirty() or self._should_continue_as_new(),
@@ -125,6 +136,7 @@ class SessionWorkflow:
                 )
             except TimeoutError:
                 pass  # the loop re-checks the deadline: activity may have moved it
+        self._enter(Step.DONE)
         ended = self._progress.ended_at
         workflow.set_current_details(
             f"Session {self._progress.status.value}"
@@ -173,6 +185,11 @@ class SessionWorkflow:
             retry_policy=DB_RETRY,
         )
         self._projected_seq = max(self._projected_seq, snapshot.seq)
+
+    def _enter(self, step: str) -> None:
+        if step != self._step:
+            steps.enter(step)
+            self._step = step
 
     def _publish_search_attributes(self) -> None:
         position = self._progress.position

@@ -14,6 +14,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import steps
+
 with workflow.unsafe.imports_passed_through():
     from domain.sessions import SUBMISSION_FINISHED_SIGNAL, SubmissionFinished
     from domain.submissions import (
@@ -31,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         CO_SESSION_ID,
         CO_STATUS,
         CO_USER_ID,
+        Step,
         session_workflow_id,
     )
     from domain.upstream import Verdict
@@ -107,6 +110,7 @@ class SubmissionWorkflow:
             f"Evaluating a {facts.kind.value} submission to problem {facts.problem_id} "
             "(waiting for Problem Bank and Eval)."
         )
+        steps.enter(Step.EVAL)
         try:
             outcome = await workflow.execute_activity(
                 "submission.evaluate",
@@ -126,6 +130,7 @@ class SubmissionWorkflow:
             )
 
         workflow.set_current_details(f"Saving the verdict {outcome.verdict.value}.")
+        steps.enter(Step.DATABASE)
         await workflow.execute_activity(
             "submission.persist_result",
             PersistResultInput(
@@ -141,6 +146,7 @@ class SubmissionWorkflow:
         if facts.session_id is not None:
             await self._tell_session(data, facts, outcome.verdict)
 
+        steps.enter(Step.DONE)
         failed = outcome.verdict == Verdict.internal_error
         self._set_status(SubmissionStatus.failed if failed else SubmissionStatus.completed)
         workflow.set_current_details(f"Finished: {outcome.verdict.value}.")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import problem_responses
+from api.observability import SUBMISSIONS
 from api.services import submissions as service
 from domain.submissions import SubmissionCreate, SubmissionOut, SubmissionPage
 
@@ -67,6 +68,7 @@ async def create_submission(
         wait_seconds=service.parse_prefer_wait(prefer),
     )
     response.headers["Location"] = out.links["self"]
+    SUBMISSIONS.labels(out.verdict.value if out.verdict is not None else "pending").inc()
     if out.status in ("completed", "failed"):
         response.status_code = 200
         if prefer:

@@ -61,13 +61,18 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> None:
     db = f"co_e2e_{os.getpid()}"
-    ports = {name: free_port() for name in ("api", "temporal", "ui", "pb", "eval", "tutor")}
+    ports = {
+        name: free_port()
+        for name in ("api", "temporal", "ui", "pb", "eval", "tutor", "api_m", "worker_m")
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
     env.update(
         {
             "CO_DB_URL": f"postgresql+asyncpg://{PG_USER}@{PG_HOST}/{db}",
             "CO_REDIS_URL": "redis://127.0.0.1:6379/14",
             "CO_API_PORT": str(ports["api"]),
+            "CO_API_METRICS_PORT": str(ports["api_m"]),
+            "CO_WORKER_METRICS_PORT": str(ports["worker_m"]),
             "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
             "CO_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:6]}",
             "CO_DEV_TEMPORAL_UI_PORT": str(ports["ui"]),
@@ -110,6 +115,15 @@ async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> 
             assert domains == ["coding", "math", "systems"]
             ui = await http.get(f"http://127.0.0.1:{ports['ui']}/")
             assert ui.status_code == 200
+            # `make dev` prints both metrics endpoints, and they serve.
+            for url, series in (
+                (f"http://127.0.0.1:{ports['api_m']}/metrics", "co_http_requests_total"),
+                (f"http://127.0.0.1:{ports['worker_m']}/metrics", "temporal_"),
+            ):
+                assert url in out, out
+                scraped = await http.get(url)
+                assert scraped.status_code == 200
+                assert series in scraped.text, url
         listed = subprocess.run(
             [
                 venv_binary("temporal"),
@@ -123,7 +137,7 @@ async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> 
             text=True,
             check=True,
         ).stdout
-        for name in ("CoUserId", "CoTrackSlug", "CoProblemId", "CoStatus"):
+        for name in ("CoUserId", "CoTrackSlug", "CoProblemId", "CoStatus", "CoStep"):
             assert name in listed
 
         children = descendants(proc.pid)
