@@ -36,7 +36,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from domain.temporal import SEARCH_ATTRIBUTES
+from domain.temporal import CLI_TYPE_NAMES, SEARCH_ATTRIBUTES
 from domain.upstream import INTERNAL_TOKEN_HEADER, ProblemPublic, TutorRequest
 from tools.devkeys import ensure_dev_keys, generate_key_pair, make_token
 
@@ -336,7 +336,10 @@ async def self_started(rounds: int, token_delay_ms: float) -> None:
                     str(ports["temporal"]),
                     "--log-level",
                     "error",
-                    *(f"--search-attribute={a.name}=Keyword" for a in SEARCH_ATTRIBUTES),
+                    *(
+                        f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
+                        for a in SEARCH_ATTRIBUTES
+                    ),
                 ],
                 env,
             )

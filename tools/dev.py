@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from domain.temporal import SEARCH_ATTRIBUTES
+from domain.temporal import CLI_TYPE_NAMES, SEARCH_ATTRIBUTES
 from tools.devkeys import DEV_DIR, ensure_dev_keys, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +180,10 @@ async def run() -> int:
                 *(
                     arg
                     for a in SEARCH_ATTRIBUTES
-                    for arg in ("--search-attribute", f"{a.name}=Keyword")
+                    for arg in (
+                        "--search-attribute",
+                        f"{a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}",
+                    )
                 ),
             )
 

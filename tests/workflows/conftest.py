@@ -29,7 +29,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
                 AddSearchAttributesRequest(
                     namespace=env.client.namespace,
                     search_attributes={
-                        a.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                        a.name: IndexedValueType.ValueType(int(a.indexed_value_type))
                         for a in SEARCH_ATTRIBUTES
                     },
                 )
