@@ -37,6 +37,12 @@ def _eval(settings: DevServicesSettings) -> Any:
     return create_app(EvalSettings(internal_token=settings.internal_token))
 
 
+def _main_api(settings: DevServicesSettings) -> Any:
+    from devservices.main_api import create_app
+
+    return create_app(settings.internal_token)
+
+
 def _tutor_spec() -> ServiceSpec | None:
     try:
         module = importlib.import_module("devservices.tutor")
@@ -54,6 +60,7 @@ def service_specs() -> list[ServiceSpec]:
     specs = [
         ServiceSpec("problem_bank", _problem_bank, lambda s: s.dev_problem_bank_port),
         ServiceSpec("eval", _eval, lambda s: s.dev_eval_port),
+        ServiceSpec("main_api", _main_api, lambda s: s.dev_main_api_port),
     ]
     tutor = _tutor_spec()
     if tutor is not None:

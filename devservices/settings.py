@@ -8,7 +8,7 @@ DEFAULT_INTERNAL_TOKEN = "dev-internal-token"
 
 
 class DevServicesSettings(BaseSettings):
-    """``CO_INTERNAL_TOKEN``, ``CO_DEV_HOST`` and ``CO_DEV_{PROBLEM_BANK,EVAL,TUTOR}_PORT``."""
+    """``CO_INTERNAL_TOKEN``, ``CO_DEV_HOST`` and ``CO_DEV_{PROBLEM_BANK,EVAL,TUTOR,MAIN_API}_PORT``."""
 
     model_config = SettingsConfigDict(env_prefix="CO_", extra="ignore")
 
@@ -17,3 +17,4 @@ class DevServicesSettings(BaseSettings):
     dev_problem_bank_port: int = 8101
     dev_eval_port: int = 8102
     dev_tutor_port: int = 8103
+    dev_main_api_port: int = 8104  # the main API's notifications stand-in

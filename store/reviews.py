@@ -123,9 +123,7 @@ async def list_owned(
 
 
 async def all_cards(db: AsyncSession, user_id: str) -> list[ReviewItem]:
-    return list(
-        (await db.scalars(select(ReviewItem).where(ReviewItem.user_id == user_id))).all()
-    )
+    return list((await db.scalars(select(ReviewItem).where(ReviewItem.user_id == user_id))).all())
 
 
 async def review_days(db: AsyncSession, user_id: str, since: datetime) -> list[datetime]:

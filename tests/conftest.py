@@ -175,6 +175,7 @@ class DevServices:
     problem_bank: str
     eval: str
     tutor: str
+    main_api: str  # the main API's notifications stand-in
 
 
 def devservice_apps(token: str) -> dict[str, Any]:
@@ -194,6 +195,7 @@ async def devservices() -> AsyncIterator[DevServices]:
             problem_bank=urls["problem_bank"],
             eval=urls["eval"],
             tutor=urls.get("tutor", "http://127.0.0.1:9"),
+            main_api=urls["main_api"],
         )
 
 
@@ -215,6 +217,7 @@ def make_settings(
             "eval_base": devservices.eval,
             "problem_bank_base": devservices.problem_bank,
             "tutor_base": devservices.tutor,
+            "api_base": devservices.main_api,
             "internal_token": INTERNAL_TOKEN,
             "temporal_address": target,
             "cors_origins": ["http://localhost:3000"],

@@ -34,6 +34,8 @@ DEFAULTS = {
     "CO_PROBLEM_BANK_BASE": "http://127.0.0.1:8101",
     "CO_EVAL_BASE": "http://127.0.0.1:8102",
     "CO_TUTOR_BASE": "http://127.0.0.1:8103",
+    # The main API's notifications: the dev stand-in (devservices/main_api).
+    "CO_API_BASE": "http://127.0.0.1:8104",
     "CO_TEMPORAL_ADDRESS": "127.0.0.1:7233",
     "CO_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     "CO_LOG_JSON": "false",
@@ -229,7 +231,7 @@ async def run() -> int:
             f"  API:          {api}  (docs: {api}/docs)\n"
             f"  Temporal UI:  http://127.0.0.1:{env['CO_DEV_TEMPORAL_UI_PORT']}\n"
             f"  Problem Bank: {env['CO_PROBLEM_BANK_BASE']}   Eval: {env['CO_EVAL_BASE']}"
-            f"   Tutor: {env['CO_TUTOR_BASE']}\n"
+            f"   Tutor: {env['CO_TUTOR_BASE']}   Main API (notifications): {env['CO_API_BASE']}\n"
             "  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n"
             f"{token}\n\n"
             f'  curl -H "Authorization: Bearer $TOKEN" {api}/v1/tracks\n'

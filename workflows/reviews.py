@@ -200,7 +200,9 @@ class ReviewScheduleWorkflow:
         )
         await workflow.execute_activity(
             ACTIVITY_MARK_DUE,
-            MarkDueInput(user_id=user, batch_id=batch_id, problem_ids=[c.problem_id for c in batch]),
+            MarkDueInput(
+                user_id=user, batch_id=batch_id, problem_ids=[c.problem_id for c in batch]
+            ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
@@ -238,7 +240,9 @@ class ReviewScheduleWorkflow:
 
     def _describe(self, wake: datetime | None) -> None:
         cards = list(self._cards.values())
-        then = sum(1 for c in cards if wake is not None and c.due <= wake and c.notified_due != c.due)
+        then = sum(
+            1 for c in cards if wake is not None and c.due <= wake and c.notified_due != c.due
+        )
         workflow.set_current_details(reviews.describe_sleep(wake, then, len(cards)))
 
     async def _answer(self, problem_id: str) -> CardView:
