@@ -102,7 +102,7 @@ class ReviewScheduleWorkflow:
     # ------------------------------------------------------------------ main loop
 
     @workflow.run
-    async def run(self, data: ReviewInput) -> None:
+    async def run(self, _data: ReviewInput) -> None:
         while True:
             if self._dirty():
                 await self._project()
