@@ -499,3 +499,55 @@ def describe_sleep(wake: datetime | None, due_then: int, total: int) -> str:
         return f"All {total} cards are due and notified; waiting for reviews."
     noun = "card" if due_then == 1 else "cards"
     return f"Sleeping until {wake:%Y-%m-%d %H:%M} UTC; {due_then} {noun} due then ({total} in all)."
+
+
+# --------------------------------------------------------------------------- API
+
+
+class ReviewStatus(StrEnum):
+    due = "due"
+    upcoming = "upcoming"
+    all = "all"
+
+
+class ReviewItemOut(BaseModel):
+    problem_id: str
+    track_slug: str | None
+    due_at: datetime
+    overdue_seconds: int = Field(description="How long it has been due (0 if not yet).")
+    state: Literal["learning", "review", "relearning"]
+    stability: float | None = Field(description="Days until recall falls to 90%.")
+    difficulty: float | None = Field(description="1 (easy) to 10 (hard).")
+    last_rating: Rating | None
+    last_review_at: datetime | None
+    reps: int
+    lapses: int
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewItemOut]
+    next_cursor: str | None = None
+
+
+class GradeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Rating
+    force: bool = Field(default=False, description="Review a card that is not due yet.")
+
+
+class ReviewStats(BaseModel):
+    due_now: int
+    due_today: int = Field(description="Due by the end of today (UTC), overdue included.")
+    due_this_week: int = Field(description="Due within 7 days, overdue included.")
+    total_cards: int
+    retention_estimate: float | None = Field(
+        description="FSRS-predicted probability of recalling a reviewed card now, averaged."
+    )
+    desired_retention: float
+    streak_days: int = Field(description="Consecutive days (UTC) with a review, up to today.")
+
+
+class ReviewSettingsOut(BaseModel):
+    desired_retention: float
