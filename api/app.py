@@ -18,7 +18,16 @@ from api.deps import Resources
 from api.errors import install_error_handlers
 from api.middleware import ProblemCORSMiddleware, install_edge
 from api.openapi import install_openapi
-from api.routers import authoring, health, reviews, sessions, submissions, tracks, tutor
+from api.routers import (
+    authoring,
+    health,
+    recommendations,
+    reviews,
+    sessions,
+    submissions,
+    tracks,
+    tutor,
+)
 from domain.settings import Settings, SettingsError, get_settings
 from store.db import make_engine, make_sessionmaker
 
@@ -32,6 +41,7 @@ ROUTERS = (
     submissions.router,
     tutor.router,
     reviews.router,
+    recommendations.router,
 )
 
 

@@ -121,9 +121,7 @@ async def grade(
     key = check_idempotency_key(idempotency_key)
     if await repo.get_owned(db, principal.user_id, problem_id) is None:
         raise NotFound(f"you have no review card for problem {problem_id}")
-    review_id = (
-        reviews.review_id_for(principal.user_id, key) if key is not None else uuid.uuid4()
-    )
+    review_id = reviews.review_id_for(principal.user_id, key) if key is not None else uuid.uuid4()
     request = GradeRequest(
         review_id=review_id, problem_id=problem_id, rating=body.rating, force=body.force
     )

@@ -91,9 +91,7 @@ async def test_a_grade_with_the_same_idempotency_key_twice_logs_one_review(
     assert rows == 2  # the first review (solving) and one grade, not two
     bad = await stack.client.post(url, json={"rating": "perfect"}, headers=auth)
     assert bad.status_code == 422
-    await record_history(
-        stack.temporal, reviews_workflow_id(user_id), "review_schedule_graded"
-    )
+    await record_history(stack.temporal, reviews_workflow_id(user_id), "review_schedule_graded")
 
 
 async def test_another_users_card_is_404(
