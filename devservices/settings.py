@@ -8,7 +8,7 @@ DEFAULT_INTERNAL_TOKEN = "dev-internal-token"
 
 
 class DevServicesSettings(BaseSettings):
-    """``CO_INTERNAL_TOKEN``, ``CO_DEV_HOST``, ``CO_DEV_{PROBLEM_BANK,EVAL,TUTOR,MAIN_API}_PORT``."""
+    """``CO_INTERNAL_TOKEN``, ``CO_DEV_HOST`` and the ports (``CO_DEV_*_PORT``)."""
 
     model_config = SettingsConfigDict(env_prefix="CO_", extra="ignore")
 

@@ -181,7 +181,8 @@ def rank(data: Inputs, limit: int = 10) -> list[Recommendation]:
                     problem_id=track.first_problem_id,
                     track_slug=track.slug,
                     score=100.0,
-                    reason=f"start {track.title} with {track.first_title or track.first_problem_id}",
+                    reason=f"start {track.title} with "
+                    f"{track.first_title or track.first_problem_id}",
                 )
             )
     else:

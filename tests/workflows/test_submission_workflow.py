@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.reviews import ACTIVITY_TELL, TellSubmissionInput
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -31,6 +32,7 @@ class FakeActivities:
         self.evaluate_error = evaluate_error
         self.persisted: list[PersistResultInput] = []
         self.evaluations = 0
+        self.told: list[TellSubmissionInput] = []
 
     @activity.defn(name="submission.begin")
     async def begin(self, data: BeginInput) -> SubmissionFacts:
@@ -50,8 +52,12 @@ class FakeActivities:
         self.persisted.append(data)
         return True
 
+    @activity.defn(name=ACTIVITY_TELL)
+    async def tell_submission(self, data: TellSubmissionInput) -> None:
+        self.told.append(data)
+
     def all(self) -> list[object]:
-        return [self.begin, self.evaluate, self.persist_result]
+        return [self.begin, self.evaluate, self.persist_result, self.tell_submission]
 
 
 async def run_submission(env: WorkflowEnvironment, fakes: FakeActivities) -> SubmissionOutcome:
@@ -118,3 +124,25 @@ async def test_transient_eval_failures_are_retried(
     outcome = await run_submission(time_env, fakes)
     assert calls["n"] == attempts_before_success + 1
     assert outcome.verdict == Verdict.wrong_answer
+
+
+async def test_a_finished_submission_tells_the_learners_review_schedule(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = FakeActivities()
+    outcome = await run_submission(time_env, fakes)
+    assert [(t.user_id, t.submission.problem_id, t.submission.verdict) for t in fakes.told] == [
+        ("u1", "py-add", Verdict.accepted)
+    ]
+    assert fakes.told[0].submission.submission_id == outcome.submission_id
+
+
+async def test_an_internal_error_does_not_touch_the_review_schedule(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = FakeActivities(
+        evaluate_error=ApplicationError("eval refused", type="UpstreamRejected", non_retryable=True)
+    )
+    outcome = await run_submission(time_env, fakes)
+    assert outcome.verdict == Verdict.internal_error
+    assert fakes.told == []
