@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "co-main"
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # Workflows kept in a worker's memory between tasks. Most workflows sleep for days
+    # (a review schedule per learner): caching them all would cost memory for nothing,
+    # a woken one replays its short history. See bench/reviews_sleeping.py.
+    worker_max_cached_workflows: int = Field(default=500, ge=0)
 
     # The HTTP edge.
     cors_origins: Annotated[list[str], NoDecode] = Field(
