@@ -101,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=(
             "The public gateway of the SciMigo learning platform: tracks, sessions, "
-            "submissions, the tutor (SSE) and reviews. Every endpoint but the health "
+            "submissions, the tutor (SSE), spaced-repetition reviews (FSRS) and "
+            "recommendations with reasons. Every endpoint but the health "
             "probes needs a JWT bearer token; errors are application/problem+json."
         ),
         lifespan=lifespan,
