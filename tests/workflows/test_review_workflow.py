@@ -15,9 +15,7 @@ import fsrs
 import httpx
 import pytest
 from temporalio import activity
-from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -29,6 +27,7 @@ from activities.upstream import UpstreamClient
 from devservices.main_api import NotificationLog
 from devservices.main_api import create_app as main_api_app
 from devservices.testing import serve
+from domain import reviews
 from domain.reviews import (
     ACTIVITY_MARK_DUE,
     ACTIVITY_NOTIFY,
@@ -40,6 +39,7 @@ from domain.reviews import (
     MarkDueInput,
     NotifyInput,
     Rating,
+    ReviewCarry,
     ReviewInput,
     ReviewLogEntry,
     ReviewProjection,
@@ -48,7 +48,6 @@ from domain.reviews import (
 from domain.temporal import reviews_workflow_id
 from domain.upstream import Verdict
 from tests.support import eventually, record_history
-from tests.workflows.conftest import time_skipping_env
 from workflows.reviews import ReviewScheduleWorkflow
 
 TOKEN = "wf-test-internal-token"
@@ -89,17 +88,13 @@ class Rig:
     stand_ins: StandIns
     notifications: NotificationLog
 
-    def worker(self, *, sticky: bool = True) -> Worker:
-        """``sticky=False`` for a worker that will be stopped: the test server does not hand
-        a stopped worker's sticky tasks back to the shared queue (a real server does), so
-        the next worker would never see them."""
+    def worker(self) -> Worker:
         s = self.stand_ins
         return Worker(
             self.env.client,
             task_queue=self.queue,
             workflows=[ReviewScheduleWorkflow],
             activities=[s.project, s.mark_due, s.notify],
-            max_cached_workflows=1000 if sticky else 0,
         )
 
 
@@ -134,20 +129,9 @@ async def cards(handle: Schedule) -> dict[str, CardView]:
     return {c.problem_id: c for c in await handle.query(ReviewScheduleWorkflow.cards)}
 
 
-async def asleep(handle: Schedule) -> bool:
-    """The workflow has nothing left to do but wait for its timer."""
-    client = handle._client  # the raw RPC: describe() parses search attributes we need not
-    raw = await client.workflow_service.describe_workflow_execution(
-        DescribeWorkflowExecutionRequest(
-            namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
-        )
-    )
-    return not raw.pending_activities and not raw.HasField("pending_workflow_task")
-
-
-async def timer_fired(handle: Schedule) -> bool:
+async def has_timer(handle: Schedule) -> bool:
     history = await handle.fetch_history()
-    return any(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in history.events)
+    return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
 
 
 def solved(problem_id: str, verdict: Verdict = Verdict.accepted) -> SubmissionReviewed:
@@ -257,53 +241,6 @@ async def test_a_due_card_is_graded_by_submissions_with_the_documented_rule(
         await handle.terminate()
 
 
-@pytest.fixture
-async def own_time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A test server of its own: once a timer has fired with no worker, the server holds
-    its clock for every workflow on it, which must not depend on what other tests left."""
-    async with time_skipping_env() as env:
-        yield env
-
-
-async def test_the_due_notification_arrives_once_per_batch_across_a_worker_restart(
-    own_time_env: WorkflowEnvironment,
-) -> None:
-    time_env = own_time_env
-    user = f"learner-{uuid.uuid4().hex[:6]}"
-    async with rig(time_env) as r:
-        async with r.worker(sticky=False):
-            handle = await start(r, user)
-            a = await add_card(r, handle, "p-a")
-            await eventually(lambda: asleep(handle))
-        # The worker is down while the card falls due. (Once the timer has fired, the test
-        # server stops skipping time until a worker takes the task: sleep exactly to the
-        # due time.)
-        await time_env.sleep(a.due_at - await time_env.get_current_time())
-        await eventually(lambda: timer_fired(handle), timeout=5)
-        assert r.notifications.for_user(user) == []
-        async with r.worker():
-
-            async def told() -> bool:
-                return len(r.notifications.for_user(user)) == 1
-
-            await eventually(told)
-            first = r.notifications.for_user(user)[0].notification
-            assert (first.due_count, first.earliest_problem_id) == (1, "p-a")
-            # A second batch once it is reviewed and due again; the first is never resent.
-            a = await grade(handle, "p-a", Rating.good)
-            await time_env.sleep(a.due_at - await time_env.get_current_time() + timedelta(hours=1))
-
-            async def two_batches() -> bool:
-                return len(r.notifications.for_user(user)) == 2
-
-            await eventually(two_batches)
-        records = r.notifications.for_user(user)
-        assert [rec.deliveries for rec in records] == [1, 1]
-        assert len({rec.idempotency_key for rec in records}) == 2
-        assert len(r.stand_ins.marked) == 2
-        await handle.terminate()
-
-
 async def test_the_schedule_continues_as_new_carrying_its_cards(
     time_env: WorkflowEnvironment,
 ) -> None:
@@ -324,4 +261,39 @@ async def test_the_schedule_continues_as_new_carrying_its_cards(
             "review_schedule_continued_as_new",
             run_id=first_run,
         )
+        await handle.terminate()
+
+
+async def test_the_due_notification_arrives_once_per_batch_across_a_worker_restart(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """On the dev server, in real time (the test server cannot hand a stopped worker's
+    sticky tasks to the next one, a real server does): two cards due 3 s and 8 s ahead;
+    the worker is down when the first falls due and back before the second."""
+    user = f"learner-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    cards_in = [
+        reviews.new_card(user, p, now).model_copy(update={"due": now + timedelta(seconds=s)})
+        for p, s in (("p-a", 3), ("p-b", 8))
+    ]
+    async with rig(temporal_env) as r:
+        async with r.worker():
+            handle = await start(r, user, carried=ReviewCarry(cards=cards_in))
+            await eventually(lambda: has_timer(handle))
+        await asyncio.sleep((cards_in[0].due - datetime.now(UTC)).total_seconds() + 1)
+        assert r.notifications.for_user(user) == []  # due, and nobody to tell
+        async with r.worker():
+
+            async def batches(n: int) -> bool:
+                return len(r.notifications.for_user(user)) >= n
+
+            await eventually(lambda: batches(1))
+            await eventually(lambda: batches(2), timeout=30)
+            await asyncio.sleep(1)  # a duplicate would show up here
+        records = r.notifications.for_user(user)
+        assert [(x.notification.earliest_problem_id, x.deliveries) for x in records] == [
+            ("p-a", 1),
+            ("p-b", 1),
+        ]
+        assert [m.problem_ids for m in r.stand_ins.marked] == [["p-a"], ["p-b"]]
         await handle.terminate()
