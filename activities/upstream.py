@@ -109,13 +109,14 @@ class UpstreamClient:
         *,
         json: object | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         try:
             response = await self._http.request(
                 method,
                 self._base + path,
                 json=json,
-                headers=self._headers,
+                headers={**self._headers, **(headers or {})},
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:
@@ -139,8 +140,9 @@ class UpstreamClient:
         *,
         json: object | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> M:
-        response = await self.request(method, path, json=json, timeout=timeout)
+        response = await self.request(method, path, json=json, timeout=timeout, headers=headers)
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:

@@ -20,7 +20,17 @@ from api.errors import install_error_handlers
 from api.middleware import ProblemCORSMiddleware, install_edge
 from api.observability import MetricsServer, RequestObservabilityMiddleware
 from api.openapi import TAGS, install_openapi
-from api.routers import authoring, health, problems, sessions, submissions, tracks, tutor
+from api.routers import (
+    authoring,
+    health,
+    problems,
+    recommendations,
+    reviews,
+    sessions,
+    submissions,
+    tracks,
+    tutor,
+)
 from domain.settings import Settings, SettingsError, get_settings
 from ops.temporal import connect, tls_config
 from ops.tracing import provider_from_settings, temporal_interceptors
@@ -37,6 +47,8 @@ ROUTERS = (
     sessions.router,
     submissions.router,
     tutor.router,
+    reviews.router,
+    recommendations.router,
 )
 
 
@@ -107,7 +119,8 @@ def create_app(
         version="1.0.0",
         description=(
             "The public gateway of the SciMigo learning platform: tracks, sessions, "
-            "submissions, the tutor (SSE) and reviews. Every endpoint but the health "
+            "submissions, the tutor (SSE), spaced-repetition reviews (FSRS) and "
+            "recommendations with reasons. Every endpoint but the health "
             "probes needs a JWT bearer token; errors are application/problem+json."
         ),
         lifespan=lifespan,

@@ -36,7 +36,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from domain.temporal import SEARCH_ATTRIBUTES
+from domain.temporal import CLI_TYPE_NAMES, SEARCH_ATTRIBUTES
 from domain.upstream import INTERNAL_TOKEN_HEADER, ProblemPublic, TutorRequest
 from tools.devkeys import ensure_dev_keys, generate_key_pair, make_token
 
@@ -308,7 +308,7 @@ async def learner_session(db_url: str, bank: str, user_id: str) -> uuid.UUID:
 
 async def self_started(rounds: int, token_delay_ms: float) -> None:
     private, public = generate_key_pair()
-    ports = {name: free_port() for name in ("temporal", "bank", "eval", "tutor", "api")}
+    ports = {name: free_port() for name in ("temporal", "bank", "eval", "tutor", "main_api", "api")}
     (ROOT / ".dev").mkdir(exist_ok=True)
     async with scratch_database() as db_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
@@ -324,6 +324,8 @@ async def self_started(rounds: int, token_delay_ms: float) -> None:
                 "CO_DEV_PROBLEM_BANK_PORT": str(ports["bank"]),
                 "CO_DEV_EVAL_PORT": str(ports["eval"]),
                 "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
+                "CO_DEV_MAIN_API_PORT": str(ports["main_api"]),
+                "CO_API_BASE": f"http://127.0.0.1:{ports['main_api']}",
                 "CO_DEV_TUTOR_TOKEN_DELAY_MS": str(token_delay_ms),
                 "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
                 "CO_TEMPORAL_TASK_QUEUE": "co-bench",
@@ -348,7 +350,10 @@ async def self_started(rounds: int, token_delay_ms: float) -> None:
                     str(ports["temporal"]),
                     "--log-level",
                     "error",
-                    *(f"--search-attribute={a.name}=Keyword" for a in SEARCH_ATTRIBUTES),
+                    *(
+                        f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
+                        for a in SEARCH_ATTRIBUTES
+                    ),
                 ],
                 env,
             )

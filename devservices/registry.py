@@ -37,6 +37,12 @@ def _eval(settings: DevServicesSettings) -> Any:
     return create_app(EvalSettings(internal_token=settings.eval_token))
 
 
+def _main_api(settings: DevServicesSettings) -> Any:
+    from devservices.main_api import create_app
+
+    return create_app(settings.api_token)
+
+
 def _tutor_spec() -> ServiceSpec | None:
     try:
         module = importlib.import_module("devservices.tutor")
@@ -54,6 +60,7 @@ def service_specs() -> list[ServiceSpec]:
     specs = [
         ServiceSpec("problem_bank", _problem_bank, lambda s: s.dev_problem_bank_port),
         ServiceSpec("eval", _eval, lambda s: s.dev_eval_port),
+        ServiceSpec("main_api", _main_api, lambda s: s.dev_main_api_port),
     ]
     tutor = _tutor_spec()
     if tutor is not None:
@@ -71,6 +78,9 @@ def build_apps(
             problem_bank_token=internal_token,
             eval_token=internal_token,
             tutor_token=internal_token,
-            **settings.model_dump(exclude={"problem_bank_token", "eval_token", "tutor_token"}),
+            api_token=internal_token,
+            **settings.model_dump(
+                exclude={"problem_bank_token", "eval_token", "tutor_token", "api_token"}
+            ),
         )
     return {spec.name: spec.factory(settings) for spec in service_specs()}

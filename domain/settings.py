@@ -29,6 +29,7 @@ DEV_PROBLEM_BANK_TOKEN = "dev-problem-bank-token"
 DEV_EVAL_TOKEN = "dev-eval-token"
 DEV_TUTOR_TOKEN = "dev-tutor-token"
 DEV_INTERNAL_TOKEN = "dev-internal-token"
+DEV_API_TOKEN = "dev-main-api-token"
 KNOWN_DEV_TOKENS = frozenset(
     {DEV_PROBLEM_BANK_TOKEN, DEV_EVAL_TOKEN, DEV_TUTOR_TOKEN, DEV_INTERNAL_TOKEN}
 )
@@ -36,6 +37,7 @@ UPSTREAM_TOKENS = {
     "problem_bank_token": DEV_PROBLEM_BANK_TOKEN,
     "eval_token": DEV_EVAL_TOKEN,
     "tutor_token": DEV_TUTOR_TOKEN,
+    "api_token": DEV_API_TOKEN,
 }
 
 
@@ -86,6 +88,8 @@ class Settings(BaseSettings):
     problem_bank_token: str = Field(default=DEV_PROBLEM_BANK_TOKEN, min_length=8)
     eval_token: str = Field(default=DEV_EVAL_TOKEN, min_length=8)
     tutor_token: str = Field(default=DEV_TUTOR_TOKEN, min_length=8)
+    # Sent to the main API (``CO_API_BASE``) with review notifications.
+    api_token: str = Field(default=DEV_API_TOKEN, min_length=8)
     internal_token: str | None = Field(
         default=None, min_length=8, description="Deprecated: fallback for unset *_TOKEN."
     )
@@ -113,6 +117,11 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: no tracing at all.
     otlp_endpoint: AnyHttpUrl | None = None
+
+    # Workflows kept in a worker's memory between tasks. Most workflows sleep for days
+    # (a review schedule per learner): caching them all would cost memory for nothing,
+    # a woken one replays its short history. See bench/reviews_sleeping.py.
+    worker_max_cached_workflows: int = Field(default=500, ge=0)
 
     # The HTTP edge.
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -3,7 +3,9 @@ workflow id scheme. Pure definitions, safe to import inside workflows."""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from typing import Any
+
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 # Custom search attributes: registered by the dev stack (`make dev`) and the test
 # fixtures, set by every workflow so operators can find work in the Temporal UI.
@@ -17,8 +19,11 @@ CO_SESSION_ID = SearchAttributeKey.for_keyword("CoSessionId")
 # ``CoStep = "eval" AND CoStepSince < "<5 minutes ago>"`` (the README's runbook).
 CO_STEP = SearchAttributeKey.for_keyword("CoStep")
 CO_STEP_SINCE = SearchAttributeKey.for_datetime("CoStepSince")
+# ReviewScheduleWorkflow: how many cards are due now, and when it wakes next.
+CO_REVIEWS_DUE = SearchAttributeKey.for_int("CoReviewsDue")
+CO_NEXT_REVIEW_AT = SearchAttributeKey.for_datetime("CoNextReviewAt")
 
-SEARCH_ATTRIBUTES = (
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     CO_USER_ID,
     CO_TRACK_SLUG,
     CO_PROBLEM_ID,
@@ -26,7 +31,16 @@ SEARCH_ATTRIBUTES = (
     CO_SESSION_ID,
     CO_STEP,
     CO_STEP_SINCE,
+    CO_REVIEWS_DUE,
+    CO_NEXT_REVIEW_AT,
 )
+
+# The name of each attribute type as the Temporal CLI's ``--search-attribute`` takes it.
+CLI_TYPE_NAMES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
 
 
 class Step:

@@ -241,3 +241,33 @@ class TutorChunk(_Contract):
         description="token: the character offset of ``text`` in the whole answer; "
         "done: the answer's length.",
     )
+
+
+# --------------------------------------------------------------------------- Main API
+#
+# The notifications contract (the main API, ``CO_API_BASE``)
+#
+# ``POST /internal/v1/notifications`` with a ``Notification`` JSON body, ``X-Internal-Token``
+# and an ``Idempotency-Key`` header (the batch id). The main API answers ``202`` with a
+# ``NotificationReceipt``; a repeated key answers ``200`` with the first receipt and
+# ``duplicate: true`` and notifies nobody again, so a retried or replayed delivery is
+# harmless. 401/422 are final; 429/5xx are transient and retried by the caller.
+
+NOTIFICATIONS_PATH = "/internal/v1/notifications"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+
+class Notification(_Contract):
+    """Reviews are due for a learner: how many and the earliest one."""
+
+    kind: Literal["reviews_due"] = "reviews_due"
+    user_id: str
+    batch_id: str = Field(description="The same for every delivery of one due batch.")
+    due_count: Annotated[int, Field(ge=1)]
+    earliest_problem_id: str
+    earliest_due_at: str = Field(description="ISO 8601, UTC.")
+
+
+class NotificationReceipt(_Contract):
+    id: str
+    duplicate: bool = False

@@ -278,22 +278,82 @@ class TutorMessage(Base):
 
 
 class ReviewItem(Base):
-    """Projection of one FSRS card of a learner's ReviewScheduleWorkflow."""
+    """Projection of one FSRS card of a learner's ReviewScheduleWorkflow (its only writer)."""
 
     __tablename__ = "review_items"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[str] = mapped_column(String(200))
     problem_id: Mapped[str] = mapped_column(String(120))
+    track_slug: Mapped[str | None] = mapped_column(String(80))
     card: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    state: Mapped[int] = mapped_column(Integer, default=1)
+    stability: Mapped[float | None] = mapped_column(Float)
+    difficulty: Mapped[float | None] = mapped_column(Float)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_rating: Mapped[str | None] = mapped_column(String(10))
     reps: Mapped[int] = mapped_column(Integer, default=0)
+    lapses: Mapped[int] = mapped_column(Integer, default=0)
+    # 'scheduled', or 'due' once the timer fired and the learner was told (batch_id).
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    notified_batch: Mapped[uuid.UUID | None] = mapped_column()
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
         UniqueConstraint("user_id", "problem_id"),
         Index("ix_review_items_due", "user_id", "due_at"),
+        CheckConstraint("status IN ('scheduled','due')", name="status"),
+    )
+
+
+class ReviewLog(Base):
+    """One review (rating, time, elapsed days, state before and after), written once by
+    the ReviewScheduleWorkflow; its id is the review's own, so a retry adds nothing."""
+
+    __tablename__ = "review_logs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    problem_id: Mapped[str] = mapped_column(String(120))
+    rating: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(20))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    elapsed_days: Mapped[int | None] = mapped_column(Integer)
+    state_before: Mapped[int] = mapped_column(Integer)
+    state_after: Mapped[int] = mapped_column(Integer)
+    stability_before: Mapped[float | None] = mapped_column(Float)
+    stability_after: Mapped[float | None] = mapped_column(Float)
+    difficulty_before: Mapped[float | None] = mapped_column(Float)
+    difficulty_after: Mapped[float | None] = mapped_column(Float)
+    due_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("rating IN ('again','hard','good','easy')", name="rating"),
+        CheckConstraint("source IN ('self','submission')", name="source"),
+        Index("ix_review_logs_user_reviewed", "user_id", "reviewed_at"),
+    )
+
+
+class ReviewSchedule(Base):
+    """Projection of a ReviewScheduleWorkflow's summary and the learner's settings."""
+
+    __tablename__ = "review_schedules"
+
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    desired_retention: Mapped[float] = mapped_column(Float, default=0.9)
+    next_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    card_count: Mapped[int] = mapped_column(Integer, default=0)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("desired_retention >= 0.7 AND desired_retention <= 0.97", name="retention"),
     )
 
 

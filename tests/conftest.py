@@ -47,6 +47,7 @@ UPSTREAM_TOKENS = {
     "problem_bank_token": "test-bank-token-4f1c",
     "eval_token": "test-eval-token-4f1c",
     "tutor_token": "test-tutor-token-4f1c",
+    "api_token": "test-main-api-token-4f1c",
 }
 INTERNAL_TOKEN = UPSTREAM_TOKENS["problem_bank_token"]  # what reads Problem Bank directly
 
@@ -181,6 +182,7 @@ class DevServices:
     problem_bank: str
     eval: str
     tutor: str
+    main_api: str  # the main API's notifications stand-in
 
 
 def devservice_apps() -> dict[str, Any]:
@@ -201,6 +203,7 @@ async def devservices() -> AsyncIterator[DevServices]:
             problem_bank=urls["problem_bank"],
             eval=urls["eval"],
             tutor=urls.get("tutor", "http://127.0.0.1:9"),
+            main_api=urls["main_api"],
         )
 
 
@@ -223,6 +226,7 @@ def make_settings(
             "problem_bank_base": devservices.problem_bank,
             "tutor_base": devservices.tutor,
             **UPSTREAM_TOKENS,
+            "api_base": devservices.main_api,
             "temporal_address": target,
             "cors_origins": ["http://localhost:3000"],
             "worker_graceful_shutdown_seconds": 2,

@@ -22,7 +22,12 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from domain.settings import DEV_EVAL_TOKEN, DEV_PROBLEM_BANK_TOKEN, DEV_TUTOR_TOKEN
+from domain.settings import (
+    DEV_API_TOKEN,
+    DEV_EVAL_TOKEN,
+    DEV_PROBLEM_BANK_TOKEN,
+    DEV_TUTOR_TOKEN,
+)
 from tools.devkeys import DEV_DIR, ensure_dev_keys, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +39,15 @@ DEFAULTS = {
     "CO_PROBLEM_BANK_BASE": "http://127.0.0.1:8101",
     "CO_EVAL_BASE": "http://127.0.0.1:8102",
     "CO_TUTOR_BASE": "http://127.0.0.1:8103",
+    # The main API's notifications: the dev stand-in (devservices/main_api).
+    "CO_API_BASE": "http://127.0.0.1:8104",
     "CO_TEMPORAL_ADDRESS": "127.0.0.1:7233",
     "CO_ENV": "development",
     # One credential per upstream; the dev services accept only their own.
     "CO_PROBLEM_BANK_TOKEN": DEV_PROBLEM_BANK_TOKEN,
     "CO_EVAL_TOKEN": DEV_EVAL_TOKEN,
     "CO_TUTOR_TOKEN": DEV_TUTOR_TOKEN,
+    "CO_API_TOKEN": DEV_API_TOKEN,
     "CO_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     "CO_LOG_JSON": "false",
     "CO_API_PORT": "8000",
@@ -237,7 +245,7 @@ async def run() -> int:
             f"  API:          {api}  (docs: {api}/docs)\n"
             f"  Temporal UI:  http://127.0.0.1:{env['CO_DEV_TEMPORAL_UI_PORT']}\n"
             f"  Problem Bank: {env['CO_PROBLEM_BANK_BASE']}   Eval: {env['CO_EVAL_BASE']}"
-            f"   Tutor: {env['CO_TUTOR_BASE']}\n"
+            f"   Tutor: {env['CO_TUTOR_BASE']}   Main API (notifications): {env['CO_API_BASE']}\n"
             f"  Metrics:      API http://127.0.0.1:{env['CO_API_METRICS_PORT']}/metrics"
             f"   worker (Temporal SDK) http://127.0.0.1:{env['CO_WORKER_METRICS_PORT']}/metrics\n"
             "  Token (user dev-user, role admin; `make token USER=<id>` for others):\n\n"

@@ -43,6 +43,7 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         interceptors=[LogContextInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         max_concurrent_activities=50,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 

@@ -8,17 +8,25 @@ from typing import Any
 
 from activities.curricula import CurriculumActivities
 from activities.deps import ActivityDeps
+from activities.reviews import ReviewActivities
 from activities.sessions import SessionActivities
 from activities.submissions import SubmissionActivities
 from activities.tutor import TutorActivities
 from workflows.publish import PublishTrackWorkflow
+from workflows.reviews import ReviewScheduleWorkflow
 from workflows.session import SessionWorkflow
 from workflows.submission import SubmissionWorkflow
 from workflows.tutor import TutorTurnWorkflow
 
 
 def workflows() -> Sequence[type]:
-    return [SubmissionWorkflow, SessionWorkflow, PublishTrackWorkflow, TutorTurnWorkflow]
+    return [
+        SubmissionWorkflow,
+        SessionWorkflow,
+        PublishTrackWorkflow,
+        TutorTurnWorkflow,
+        ReviewScheduleWorkflow,
+    ]
 
 
 def activities(deps: ActivityDeps) -> Sequence[Callable[..., Any]]:
@@ -26,6 +34,7 @@ def activities(deps: ActivityDeps) -> Sequence[Callable[..., Any]]:
     sessions = SessionActivities(deps)
     curricula = CurriculumActivities(deps)
     tutor = TutorActivities(deps)
+    reviews = ReviewActivities(deps)
     return [
         submissions.begin,
         submissions.evaluate,
@@ -37,4 +46,8 @@ def activities(deps: ActivityDeps) -> Sequence[Callable[..., Any]]:
         tutor.stream,
         tutor.finish,
         tutor.fail,
+        reviews.project,
+        reviews.mark_due,
+        reviews.notify,
+        reviews.tell_submission,
     ]

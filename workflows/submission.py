@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows import steps
 
 with workflow.unsafe.imports_passed_through():
+    from domain.reviews import ACTIVITY_TELL, SubmissionReviewed, TellSubmissionInput
     from domain.sessions import SUBMISSION_FINISHED_SIGNAL, SubmissionFinished
     from domain.submissions import (
         BeginInput,
@@ -146,12 +147,40 @@ class SubmissionWorkflow:
         if facts.session_id is not None:
             await self._tell_session(data, facts, outcome.verdict)
 
+        if workflow.patched("submission-tells-reviews"):
+            await self._tell_reviews(data, facts, outcome.verdict)
+
         steps.enter(Step.DONE)
         failed = outcome.verdict == Verdict.internal_error
         self._set_status(SubmissionStatus.failed if failed else SubmissionStatus.completed)
         workflow.set_current_details(f"Finished: {outcome.verdict.value}.")
         return SubmissionOutcome(
             submission_id=data.submission_id, status=self._status, verdict=outcome.verdict
+        )
+
+    async def _tell_reviews(
+        self, data: SubmissionInput, facts: SubmissionFacts, verdict: Verdict
+    ) -> None:
+        """Tell the learner's review schedule (a new card, or a review of a due one).
+
+        Through an activity that signals-with-start ``reviews-{user}``: a workflow cannot
+        signal-with-start itself, and an external signal fails while the schedule does not
+        exist yet. Verdicts that cannot make or grade a card send nothing."""
+        if verdict == Verdict.internal_error:
+            return
+        workflow.set_current_details("Telling the learner's review schedule.")
+        await workflow.execute_activity(
+            ACTIVITY_TELL,
+            TellSubmissionInput(
+                user_id=data.user_id,
+                submission=SubmissionReviewed(
+                    submission_id=data.submission_id,
+                    problem_id=facts.problem_id,
+                    verdict=verdict,
+                ),
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
         )
 
     async def _tell_session(

@@ -37,6 +37,7 @@ SECRETS = {
     "problem-bank-token": "X-Internal-Token sent to Problem Bank (its own credential)",
     "eval-token": "X-Internal-Token sent to Eval (its own credential)",
     "tutor-token": "X-Internal-Token sent to the Tutor (its own credential)",
+    "main-api-token": "X-Internal-Token sent to the main API with review notifications",
     "jwt-public-key": "PEM of the RSA key that verifies user JWTs",
     "temporal-tls-client-cert": "PEM client certificate for Temporal mTLS (empty: none)",
     "temporal-tls-client-key": "PEM key of that certificate (empty: none)",

@@ -3,6 +3,7 @@ with activities replaced by functions of the same names."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,8 +14,9 @@ from domain.temporal import SEARCH_ATTRIBUTES
 from tests.conftest import venv_binary
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+@contextlib.asynccontextmanager
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server with the custom search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server"),
@@ -29,7 +31,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
                 AddSearchAttributesRequest(
                     namespace=env.client.namespace,
                     search_attributes={
-                        a.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                        a.name: IndexedValueType.ValueType(int(a.indexed_value_type))
                         for a in SEARCH_ATTRIBUTES
                     },
                 )
@@ -39,3 +41,9 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping_env() as env:
+        yield env

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.progression import SessionStatus
+from domain.reviews import ACTIVITY_TELL, TellSubmissionInput
 from domain.sessions import EndRequest, SessionProjection
 from domain.submissions import (
     BeginInput,
@@ -46,6 +47,10 @@ class Fakes:
     async def persist_result(self, data: PersistResultInput) -> bool:
         return True
 
+    @activity.defn(name=ACTIVITY_TELL)
+    async def tell_submission(self, data: TellSubmissionInput) -> None:
+        return None
+
     @activity.defn(name="session.project")
     async def project(self, data: SessionProjection) -> bool:
         self.projections.append(data)
@@ -70,7 +75,13 @@ async def test_a_finished_submission_counts_in_its_session(time_env: WorkflowEnv
         time_env.client,
         task_queue=queue,
         workflows=[SubmissionWorkflow, SessionWorkflow],
-        activities=[fakes.begin, fakes.evaluate, fakes.persist_result, fakes.project],
+        activities=[
+            fakes.begin,
+            fakes.evaluate,
+            fakes.persist_result,
+            fakes.tell_submission,
+            fakes.project,
+        ],
     ):
         session = await start_session(time_env, queue, idle=timedelta(days=14))
         fakes.session_id = uuid.UUID(session.id.removeprefix("session-"))
@@ -98,6 +109,6 @@ async def test_a_submission_to_a_session_that_never_existed_completes(
         time_env.client,
         task_queue=queue,
         workflows=[SubmissionWorkflow],
-        activities=[fakes.begin, fakes.evaluate, fakes.persist_result],
+        activities=[fakes.begin, fakes.evaluate, fakes.persist_result, fakes.tell_submission],
     ):
         assert await submit(time_env, queue) == SubmissionStatus.completed

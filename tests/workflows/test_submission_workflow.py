@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.reviews import ACTIVITY_TELL, TellSubmissionInput
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -32,6 +33,7 @@ class FakeActivities:
         self.evaluate_error = evaluate_error
         self.persisted: list[PersistResultInput] = []
         self.evaluations = 0
+        self.told: list[TellSubmissionInput] = []
 
     @activity.defn(name="submission.begin")
     async def begin(self, data: BeginInput) -> SubmissionFacts:
@@ -51,8 +53,12 @@ class FakeActivities:
         self.persisted.append(data)
         return True
 
+    @activity.defn(name=ACTIVITY_TELL)
+    async def tell_submission(self, data: TellSubmissionInput) -> None:
+        self.told.append(data)
+
     def all(self) -> list[object]:
-        return [self.begin, self.evaluate, self.persist_result]
+        return [self.begin, self.evaluate, self.persist_result, self.tell_submission]
 
 
 async def run_submission(env: WorkflowEnvironment, fakes: FakeActivities) -> SubmissionOutcome:
@@ -182,3 +188,25 @@ async def test_server_error_eval_is_final_after_three_attempts(
     assert outcome.verdict == Verdict.internal_error
     assert fakes.evaluations == SERVER_ERROR_ATTEMPTS
     assert elapsed.total_seconds() < 60
+
+
+async def test_a_finished_submission_tells_the_learners_review_schedule(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = FakeActivities()
+    outcome = await run_submission(time_env, fakes)
+    assert [(t.user_id, t.submission.problem_id, t.submission.verdict) for t in fakes.told] == [
+        ("u1", "py-add", Verdict.accepted)
+    ]
+    assert fakes.told[0].submission.submission_id == outcome.submission_id
+
+
+async def test_an_internal_error_does_not_touch_the_review_schedule(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = FakeActivities(
+        evaluate_error=ApplicationError("eval refused", type="UpstreamRejected", non_retryable=True)
+    )
+    outcome = await run_submission(time_env, fakes)
+    assert outcome.verdict == Verdict.internal_error
+    assert fakes.told == []
