@@ -61,6 +61,8 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     its clock while it has work outstanding), so they stay here."""
     async with time_skipping_env() as env:
         yield env
+
+
 Schedule = WorkflowHandle[ReviewScheduleWorkflow, None]
 
 
