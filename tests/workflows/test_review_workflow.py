@@ -48,9 +48,21 @@ from domain.reviews import (
 from domain.temporal import reviews_workflow_id
 from domain.upstream import Verdict
 from tests.support import eventually, record_history
+from tests.workflows.conftest import time_skipping_env
 from workflows.reviews import ReviewScheduleWorkflow
 
 TOKEN = "wf-test-internal-token"
+
+
+@pytest.fixture(scope="module")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of this module's own. These schedules never finish; on the shared
+    server, tests that wait for a workflow's result hung after them (the test server holds
+    its clock while it has work outstanding), so they stay here."""
+    async with time_skipping_env() as env:
+        yield env
+
+
 Schedule = WorkflowHandle[ReviewScheduleWorkflow, None]
 
 
