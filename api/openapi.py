@@ -24,6 +24,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "sessions", "description": "A learner working through a track, item by item."},
     {"name": "submissions", "description": "Code or answers sent for evaluation."},
     {"name": "tutor", "description": "Questions to the tutor, answered as an SSE stream."},
+    {"name": "reviews", "description": "Spaced-repetition review cards (FSRS), grades and stats."},
+    {"name": "recommendations", "description": "What to learn next, each with a reason."},
     {"name": "authoring", "description": "(admin) Drafts, validation and publication."},
     {"name": "health", "description": "Liveness and readiness probes (no token)."},
 ]

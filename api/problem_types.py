@@ -57,6 +57,11 @@ CATALOGUE: dict[str, ProblemType] = {
         "The draft changed meanwhile",
         "The draft was edited (or created) by another request while this one ran; retry.",
     ),
+    "review-not-due": ProblemType(
+        409,
+        "The review is not due",
+        "Grading a review card before its due time without `force: true`.",
+    ),
     "gone": ProblemType(410, "Gone", "A tutor stream that has expired; read the transcript."),
     "precondition-failed": ProblemType(
         412, "Precondition failed", "`If-Match` does not match the draft's current `ETag`."
@@ -117,6 +122,10 @@ class NoDraft(Conflict):
 
 class DraftChanged(Conflict):
     slug, title = "draft-changed", CATALOGUE["draft-changed"].title
+
+
+class ReviewNotDue(Conflict):
+    slug, title = "review-not-due", CATALOGUE["review-not-due"].title
 
 
 class IdempotencyKeyReused(Unprocessable):

@@ -20,8 +20,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal
-from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.idempotency import check_idempotency_key
+from api.problem_types import ReviewNotDue
 from domain import reviews
 from domain.reviews import (
     CARD_NOT_DUE,
@@ -47,10 +48,6 @@ from store import reviews as repo
 from store.models import ReviewItem
 
 UPDATE_TIMEOUT_SECONDS = 20.0
-
-
-class ReviewNotDue(Conflict):
-    slug, title = "review-not-due", "The review is not due"
 
 
 def encode_cursor(due_at: datetime, problem_id: str) -> str:
