@@ -1,5 +1,9 @@
 """SubmissionWorkflow tells the learner's SessionWorkflow about every finished
-submission, and a session that is gone does not fail the submission."""
+submission, and a session that is gone does not fail the submission.
+
+These run on the dev server in real time, not on the shared time-skipping server: nothing
+here waits on a timer, and there, a result wait may skip time to another test's timer
+and close the session as idle (seen once in CI)."""
 
 from __future__ import annotations
 
@@ -68,11 +72,11 @@ async def submit(env: WorkflowEnvironment, queue: str) -> SubmissionStatus:
     return outcome.status
 
 
-async def test_a_finished_submission_counts_in_its_session(time_env: WorkflowEnvironment) -> None:
+async def test_a_finished_submission_counts_in_its_session(temporal_env: WorkflowEnvironment) -> None:
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     fakes = Fakes(uuid.uuid4(), Verdict.accepted)
     async with Worker(
-        time_env.client,
+        temporal_env.client,
         task_queue=queue,
         workflows=[SubmissionWorkflow, SessionWorkflow],
         activities=[
@@ -83,9 +87,9 @@ async def test_a_finished_submission_counts_in_its_session(time_env: WorkflowEnv
             fakes.project,
         ],
     ):
-        session = await start_session(time_env, queue, idle=timedelta(days=14))
+        session = await start_session(temporal_env, queue, idle=timedelta(days=14))
         fakes.session_id = uuid.UUID(session.id.removeprefix("session-"))
-        assert await submit(time_env, queue) == SubmissionStatus.completed
+        assert await submit(temporal_env, queue) == SubmissionStatus.completed
         for _ in range(100):
             view = await session.query(SessionWorkflow.state)
             if view.modules[0].items[0].accepted:
@@ -97,18 +101,18 @@ async def test_a_finished_submission_counts_in_its_session(time_env: WorkflowEnv
         # Once the session is over, submissions still complete.
         await session.execute_update(SessionWorkflow.end, EndRequest())
         assert (await session.result()).status == SessionStatus.ended
-        assert await submit(time_env, queue) == SubmissionStatus.completed
+        assert await submit(temporal_env, queue) == SubmissionStatus.completed
 
 
 async def test_a_submission_to_a_session_that_never_existed_completes(
-    time_env: WorkflowEnvironment,
+    temporal_env: WorkflowEnvironment,
 ) -> None:
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     fakes = Fakes(uuid.uuid4(), Verdict.wrong_answer)
     async with Worker(
-        time_env.client,
+        temporal_env.client,
         task_queue=queue,
         workflows=[SubmissionWorkflow],
         activities=[fakes.begin, fakes.evaluate, fakes.persist_result, fakes.tell_submission],
     ):
-        assert await submit(time_env, queue) == SubmissionStatus.completed
+        assert await submit(temporal_env, queue) == SubmissionStatus.completed
