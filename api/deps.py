@@ -69,7 +69,10 @@ def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -
 
 
 ResourcesDep = Annotated[Resources, Depends(resources)]
-SessionDep = Annotated[AsyncSession, Depends(db_session)]
+# scope="function": the transaction commits before the response is sent. With the default
+# ("request") FastAPI commits after sending it, so a client could read its own 201 before
+# the row exists (a create retried at once was answered 201 twice).
+SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 

@@ -97,6 +97,20 @@ async def next_version_number(db: AsyncSession, track_id: Any) -> int:
     return int(current or 0) + 1
 
 
+async def insert_track(db: AsyncSession, spec: TrackSpec, *, created_by: str) -> Track:
+    """A new track; ``IntegrityError`` if the slug is taken (also by a concurrent create)."""
+    track = Track(
+        slug=spec.slug,
+        title=spec.title,
+        domain=spec.domain.value,
+        description=spec.description,
+        created_by=created_by,
+    )
+    db.add(track)
+    await db.flush()
+    return track
+
+
 async def upsert_track(db: AsyncSession, spec: TrackSpec, *, created_by: str = "system") -> Track:
     track = await db.scalar(select(Track).where(Track.slug == spec.slug))
     if track is None:

@@ -183,7 +183,9 @@ async def create_track(
         temporal, settings, principal, body.slug, spec, track_domain=body.domain
     )
     try:
-        track = await repo.upsert_track(db, body, created_by=principal.user_id)
+        # Insert, never update: a create that raced another past the check above must
+        # answer 409, not take over the other's track.
+        track = await repo.insert_track(db, body, created_by=principal.user_id)
     except IntegrityError:
         raise TrackExists(f"a track '{body.slug}' exists already") from None
     await repo.save_draft(db, track, spec, {p.id: p for p in outcome.problems})

@@ -72,7 +72,9 @@ async def submit(env: WorkflowEnvironment, queue: str) -> SubmissionStatus:
     return outcome.status
 
 
-async def test_a_finished_submission_counts_in_its_session(temporal_env: WorkflowEnvironment) -> None:
+async def test_a_finished_submission_counts_in_its_session(
+    temporal_env: WorkflowEnvironment,
+) -> None:
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     fakes = Fakes(uuid.uuid4(), Verdict.accepted)
     async with Worker(
