@@ -92,7 +92,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(str(settings.db_url))
-        redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
+        # Bounded waits (the tutor relay blocks 1 s at most): Redis down is a quick 503.
+        redis = Redis.from_url(
+            str(settings.redis_url),
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        )
         temporal = await connect_temporal(settings, tracer_provider)
         metrics = MetricsServer(settings.metrics_host, settings.api_metrics_port)
         metrics.start()

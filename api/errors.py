@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.outage import DEPENDENCY_ERRORS, failed_dependency
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://co.scimigo.com/problems/"
 
@@ -215,6 +217,38 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return unexpected_error_response(request, exc)
 
+    # An outage of PostgreSQL, Redis or Temporal is a 503 naming it (handled here, inside
+    # the app, so that it is not re-raised to the server as a crash).
+    for error in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error, _unexpected)
+
+
+DEPENDENCY_RETRY_AFTER_SECONDS = 5
+DEPENDENCY_SLUG, DEPENDENCY_TITLE = "dependency-unavailable", "A dependency is down"
+
+
+def dependency_unavailable_response(
+    request: Request, dependency: str, exc: BaseException
+) -> JSONResponse:
+    """503 ``dependency-unavailable`` naming ``dependency``: the learner retries later."""
+    log.warning(
+        "dependency unavailable",
+        extra={
+            "request_id": request_id_of(request),
+            "path": request.url.path,
+            "dependency": dependency,
+            "error": type(exc).__name__,
+        },
+    )
+    return problem_response(
+        request,
+        503,
+        f"{dependency} cannot be reached right now; retry later",
+        slug=DEPENDENCY_SLUG,
+        title=DEPENDENCY_TITLE,
+        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+    )
+
 
 # character_not_in_repertoire (how PostgreSQL refuses NUL in text), untranslatable_character
 _TEXT_SQLSTATES = frozenset({"22021", "22P05"})
@@ -228,6 +262,8 @@ def unexpected_error_response(request: Request, exc: BaseException) -> JSONRespo
     The client gets neither the traceback nor the exception's text: both may hold
     internals (SQL, hostnames, secrets).
     """
+    if (dependency := failed_dependency(exc)) is not None:
+        return dependency_unavailable_response(request, dependency, exc)
     log.error(
         "unhandled error",
         exc_info=exc,

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from api.errors import TYPE_BASE, ApiError, Conflict, Unprocessable
+from api.errors import (
+    DEPENDENCY_RETRY_AFTER_SECONDS,
+    TYPE_BASE,
+    ApiError,
+    Conflict,
+    ServiceUnavailable,
+    Unprocessable,
+)
 
 
 class ProblemType(NamedTuple):
@@ -93,6 +100,12 @@ CATALOGUE: dict[str, ProblemType] = {
     "unavailable": ProblemType(
         503, "Service unavailable", "A dependency (Temporal, Problem Bank) is down; retry."
     ),
+    "dependency-unavailable": ProblemType(
+        503,
+        "A dependency is down",
+        "PostgreSQL, Redis or Temporal cannot be reached; `detail` names which one. "
+        "Retry after `Retry-After` seconds (with the same `Idempotency-Key`).",
+    ),
 }
 
 
@@ -138,6 +151,15 @@ class InvalidCurriculum(Unprocessable):
 
 class PreconditionFailed(ApiError):
     status, slug, title = 412, "precondition-failed", CATALOGUE["precondition-failed"].title
+
+
+class DependencyUnavailable(ServiceUnavailable):
+    """PostgreSQL, Redis or Temporal is down; ``detail`` names which."""
+
+    slug, title = "dependency-unavailable", CATALOGUE["dependency-unavailable"].title
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)})
 
 
 def readme_table() -> str:

@@ -9,6 +9,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Bounded waits: a database that is down or unreachable fails a request within seconds
+# (the API answers 503) instead of hanging it.
+CONNECT_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 30.0
+POOL_TIMEOUT_SECONDS = 10.0
+
 
 def make_engine(db_url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An engine that survives a database restart: stale connections are re-checked."""
@@ -18,6 +24,11 @@ def make_engine(db_url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": COMMAND_TIMEOUT_SECONDS,
+        },
     )
 
 

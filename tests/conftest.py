@@ -38,6 +38,9 @@ from domain.settings import Settings
 from domain.temporal import SEARCH_ATTRIBUTES
 from tools.devkeys import generate_key_pair, make_token
 
+# With CI=true a skipped test fails the run (tests/ci_skips.py).
+pytest_plugins = ["tests.ci_skips"]
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("CO_TEST_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("CO_TEST_PG_USER", "postgres")

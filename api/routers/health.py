@@ -10,7 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ResourcesDep
-from api.errors import ServiceUnavailable, problem_responses
+from api.errors import problem_responses
+from api.outage import POSTGRES, REDIS, TEMPORAL
+from api.problem_types import DependencyUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -44,7 +46,7 @@ async def readyz(res: ResourcesDep) -> Health | JSONResponse:
     async def temporal() -> None:
         await res.temporal.service_client.check_health()
 
-    names = ("postgres", "redis", "temporal")
+    names = (POSTGRES, REDIS, TEMPORAL)
     outcomes = await asyncio.gather(
         *(
             asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
@@ -54,5 +56,5 @@ async def readyz(res: ResourcesDep) -> Health | JSONResponse:
     )
     failing = [n for n, o in zip(names, outcomes, strict=True) if isinstance(o, BaseException)]
     if failing:
-        raise ServiceUnavailable("not reachable: " + ", ".join(failing))
+        raise DependencyUnavailable("not reachable: " + ", ".join(failing))
     return Health(status="ready", checks=dict.fromkeys(names, "ok"))

@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import Principal
 from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.idempotency import check_idempotency_key
-from api.problem_types import ReviewNotDue
+from api.problem_types import DependencyUnavailable, ReviewNotDue
 from domain import reviews
 from domain.reviews import (
     CARD_NOT_DUE,
@@ -146,7 +146,7 @@ async def grade(
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NotFound(f"you have no review card for problem {problem_id}") from err
-        raise ServiceUnavailable("the review schedule cannot be reached; try again") from err
+        raise DependencyUnavailable("temporal: the review schedule cannot be reached") from err
     row = await repo.get_owned(db, principal.user_id, problem_id)
     assert row is not None
     await db.refresh(row)
@@ -208,5 +208,5 @@ async def put_settings(
             ),
         )
     except RPCError as err:
-        raise ServiceUnavailable("the review schedule cannot be reached; try again") from err
+        raise DependencyUnavailable("temporal: the review schedule cannot be reached") from err
     return ReviewSettingsOut(desired_retention=body.desired_retention)

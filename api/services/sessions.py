@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import Principal
 from api.errors import NotFound, ServiceUnavailable
 from api.pagination import decode_cursor, encode_cursor
-from api.problem_types import AdvanceRefused, SessionClosed
+from api.problem_types import AdvanceRefused, DependencyUnavailable, SessionClosed
 from api.services import problems as problem_service
 from domain import progression
 from domain.progression import SessionStatus, SessionView
@@ -213,7 +213,7 @@ async def create(
         )
     except RPCError as err:
         # The row goes with the rolled-back transaction.
-        raise ServiceUnavailable("sessions cannot be started right now; try again") from err
+        raise DependencyUnavailable("temporal: sessions cannot be started right now") from err
     return (
         await _detail(db, principal.user_id, session_id, version, progression.view(plan, progress)),
         True,
@@ -295,7 +295,7 @@ async def _update(temporal: Client, session_id: uuid.UUID, name: str, arg: Any) 
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the workflow closed meanwhile
             raise SessionClosed(f"session {session_id} is no longer active") from err
-        raise ServiceUnavailable("the session cannot be reached right now; try again") from err
+        raise DependencyUnavailable("temporal: the session cannot be reached right now") from err
 
 
 async def advance(

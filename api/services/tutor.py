@@ -27,10 +27,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.auth import Principal
-from api.errors import ApiError, NotFound, ServiceUnavailable, TooManyRequests, Unprocessable
+from api.errors import ApiError, NotFound, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
-from api.problem_types import IdempotencyKeyReused, SessionClosed
+from api.problem_types import DependencyUnavailable, IdempotencyKeyReused, SessionClosed
 from api.sse_slots import Lease, Refusal, SseSlots
 from api.tutor_relay import valid_entry_id
 from domain.hints import decide
@@ -137,9 +137,8 @@ async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnIn
         pass  # the turn already ran: its stream (or transcript) is the answer
     except RPCError as exc:
         log.warning("tutor turn not started", extra={"error": repr(exc)[:300]})
-        raise ServiceUnavailable(
-            "the tutor cannot take questions right now; retry shortly",
-            headers={"Retry-After": "5"},
+        raise DependencyUnavailable(
+            "temporal: the tutor cannot take questions right now; retry shortly"
         ) from None
 
 

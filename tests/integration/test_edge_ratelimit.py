@@ -17,6 +17,7 @@ from api.ratelimit import RateLimiter
 from domain.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
+from tests.support import RedisServer, eventually
 
 LIMIT = 10
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/15"  # nothing listens on port 1
@@ -156,3 +157,33 @@ async def test_without_redis_the_limit_falls_back_to_process_memory(
     assert elapsed < 5  # one failed connection, then memory: Redis is not retried per request
     warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per request
+
+
+async def test_after_a_redis_restart_the_replicas_share_one_limit_again() -> None:
+    """Redis dies: each replica limits in its own memory. Redis comes back (empty, as a
+    restarted server is): both hand back to it, and the shared limit is exact again."""
+    redis = RedisServer()
+    await redis.start()
+    replicas = [RateLimiter(redis.url, limit=60, retry_shared_after=0.2) for _ in range(2)]
+    try:
+        assert all([(await r.hit("warm-up")).shared for r in replicas])
+        redis.stop()
+        down = await asyncio.gather(*(r.hit(f"down-{uuid.uuid4().hex}") for r in replicas))
+        assert not any(d.shared for d in down)
+        assert all(r.degraded for r in replicas)
+
+        await redis.start()
+
+        async def both_shared() -> bool:
+            return all([(await r.hit("probe")).shared for r in replicas])
+
+        await eventually(both_shared, timeout=10)
+        assert not any(r.degraded for r in replicas)
+        key = f"back-{uuid.uuid4().hex}"
+        decisions = await asyncio.gather(*(replicas[i % 2].hit(key) for i in range(120)))
+        assert sum(d.allowed for d in decisions) == 60
+        assert all(d.shared for d in decisions)
+    finally:
+        for limiter in replicas:
+            await limiter.aclose()
+        redis.stop()

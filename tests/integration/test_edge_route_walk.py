@@ -40,9 +40,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from api.deps import require_admin
 from api.docs import PUBLIC_PATHS as DOCS_PATHS
 from tests.conftest import Stack
 from tests.integration.edge_support import assert_problem, client_of
+from tests.support import eventually
 
 OWNED_PREFIXES = ("/v1/sessions/", "/v1/submissions/", "/v1/tutor/messages/", "/v1/reviews/")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
@@ -86,9 +88,106 @@ async def a_submission(ctx: WalkContext) -> dict[str, str]:
     return {"submission_id": response.json()["id"]}
 
 
+async def a_session(ctx: WalkContext) -> dict[str, str]:
+    tracks = await ctx.client.get("/v1/tracks", headers=ctx.owner_headers)
+    slug = tracks.json()["items"][0]["slug"]
+    r = await ctx.client.post("/v1/sessions", json={"track_slug": slug}, headers=ctx.owner_headers)
+    assert r.status_code in (200, 201), r.text
+    return {"session_id": r.json()["id"]}
+
+
+async def a_session_and_its_problem(ctx: WalkContext) -> dict[str, str]:
+    params = await a_session(ctx)
+    r = await ctx.client.get(f"/v1/sessions/{params['session_id']}", headers=ctx.owner_headers)
+    assert r.status_code == 200, r.text
+    current = r.json()["current"]
+    assert current is not None, r.text
+    return {**params, "problem_id": current["problem_id"]}
+
+
+async def a_tutor_message(ctx: WalkContext) -> dict[str, str]:
+    params = await a_session_and_its_problem(ctx)
+    body = {**params, "message": "How do I start?"}
+    r = await ctx.client.post("/v1/tutor/messages", json=body, headers=ctx.owner_headers)
+    assert r.status_code == 200, r.text  # the whole stream, read to its end
+    listed = await ctx.client.get(
+        f"/v1/sessions/{params['session_id']}/tutor", headers=ctx.owner_headers
+    )
+    assert listed.status_code == 200, listed.text
+    return {"message_id": listed.json()["items"][0]["id"]}
+
+
+async def a_review_card(ctx: WalkContext) -> dict[str, str]:
+    """An accepted submission becomes a review card of its problem (for its owner only)."""
+    problem = "py-sum-evens"
+    body = {
+        "problem_id": problem,
+        "language": "python",
+        "code": "def sum_evens(xs):\n    return sum(x for x in xs if x % 2 == 0)\n",
+    }
+    headers = {**ctx.owner_headers, "Prefer": "wait=30"}
+    r = await ctx.client.post("/v1/submissions", json=body, headers=headers)
+    assert r.json().get("verdict") == "accepted", r.text
+
+    async def listed() -> bool:
+        r = await ctx.client.get("/v1/reviews?status=all", headers=ctx.owner_headers)
+        return any(i["problem_id"] == problem for i in r.json()["items"])
+
+    await eventually(listed, timeout=30)
+    return {"problem_id": problem}
+
+
 #: path template -> factory of a resource owned by ``ctx.owner``; add yours here.
 RESOURCE_FACTORIES: dict[str, Factory] = {
     "/v1/submissions/{submission_id}": a_submission,
+    "/v1/sessions/{session_id}": a_session,
+    "/v1/sessions/{session_id}/advance": a_session,
+    "/v1/sessions/{session_id}/end": a_session,
+    "/v1/sessions/{session_id}/tutor": a_session,
+    "/v1/tutor/messages/{message_id}": a_tutor_message,
+    "/v1/tutor/messages/{message_id}/stream": a_tutor_message,
+    "/v1/reviews/{problem_id}/grade": a_review_card,
+}
+
+#: Routes whose owned resource is named in the query or the body rather than the path:
+#: (method, path) -> factory returning (query parameters, body) that name A's resource.
+QueryFactory = Callable[[WalkContext], Awaitable[tuple[dict[str, str], Any]]]
+
+
+async def _problem_in_session(ctx: WalkContext) -> tuple[dict[str, str], Any]:
+    params = await a_session_and_its_problem(ctx)
+    return {"session_id": params["session_id"]}, None
+
+
+async def _submissions_of_session(ctx: WalkContext) -> tuple[dict[str, str], Any]:
+    """A's session with one submission of A's in it."""
+    _, body = await _submission_in_session(ctx)
+    r = await ctx.client.post("/v1/submissions", json=body, headers=ctx.owner_headers)
+    assert r.status_code in (200, 202), r.text
+    return {"session_id": body["session_id"]}, None
+
+
+async def _submission_in_session(ctx: WalkContext) -> tuple[dict[str, str], Any]:
+    params = await a_session_and_its_problem(ctx)
+    problem = await ctx.client.get(
+        f"/v1/problems/{params['problem_id']}", headers=ctx.owner_headers
+    )
+    assert problem.status_code == 200, problem.text
+    if problem.json()["kind"] == "python":
+        return {}, {**params, "language": "python", "code": "def f():\n    return 1\n"}
+    return {}, {**params, "answer": "1"}
+
+
+async def _tutor_turn_in_session(ctx: WalkContext) -> tuple[dict[str, str], Any]:
+    params = await a_session_and_its_problem(ctx)
+    return {}, {**params, "message": "Is this right?"}
+
+
+OWNED_BY_REFERENCE: dict[tuple[str, str], QueryFactory] = {
+    ("GET", "/v1/problems/{problem_id}"): _problem_in_session,
+    ("GET", "/v1/submissions"): _submissions_of_session,
+    ("POST", "/v1/submissions"): _submission_in_session,
+    ("POST", "/v1/tutor/messages"): _tutor_turn_in_session,
 }
 
 #: (method, path template) -> a valid request body, when the one made from the schema is not.
@@ -113,6 +212,18 @@ class Endpoint:
     @property
     def owned(self) -> bool:
         return self.path.startswith(OWNED_PREFIXES) and "{" in self.path
+
+    @property
+    def admin_only(self) -> bool:
+        """The route depends (directly or not) on ``require_admin``."""
+        route = self.api_route
+        todo = list(route.dependant.dependencies) if route is not None else []
+        while todo:
+            dep = todo.pop()
+            if dep.call is require_admin:
+                return True
+            todo.extend(dep.dependencies)
+        return False
 
     @property
     def api_route(self) -> APIRoute | None:
@@ -239,6 +350,11 @@ def test_the_walk_sees_the_routes_it_must(app: FastAPI) -> None:
     assert {"/healthz", "/v1/tracks", "/v1/submissions/{submission_id}"} <= paths
     stale = set(RESOURCE_FACTORIES) - paths
     assert not stale, f"factories registered for routes that no longer exist: {stale}"
+    owned = {e.path for e in endpoints(app) if e.owned}
+    assert owned <= set(RESOURCE_FACTORIES), f"owned routes without a factory: {owned}"
+    pairs = {(e.method, e.path) for e in endpoints(app)}
+    assert set(OWNED_BY_REFERENCE) <= pairs, set(OWNED_BY_REFERENCE) - pairs
+    assert any(e.admin_only for e in endpoints(app)), "no admin route found"
 
 
 async def test_every_route_needs_a_token(app: FastAPI) -> None:
@@ -285,7 +401,8 @@ async def test_nobody_sees_somebody_elses_resources(
                     assert mine.status_code == 200, f"{endpoint} as its owner: {mine.text[:300]}"
             url = endpoint.url(params)
             response = await call(client, app, endpoint, url, bearer(token_for, intruder))
-        origin = "A's resource" if factory else "a made-up id"
+        assert factory is not None, f"{endpoint}: no factory in RESOURCE_FACTORIES"
+        origin = "A's resource"
         if response.status_code != 404:
             failures.append(
                 f"{endpoint} ({origin}) as another user: {response.status_code} "
@@ -310,3 +427,55 @@ async def test_nobody_sees_somebody_elses_resources(
 )
 def test_example_bodies_follow_the_schema(schema: dict[str, Any], expected: Any) -> None:
     assert example_from_schema(schema, {"components": {"schemas": {}}}) == expected
+
+
+async def test_nobody_names_somebody_elses_session_in_a_query_or_body(
+    stack: Stack, token_for: Callable[..., str]
+) -> None:
+    """A's session named by B in ``?session_id=`` or a body's ``session_id``: 404."""
+    app = stack.app
+    failures: list[str] = []
+    for (method, path), factory in OWNED_BY_REFERENCE.items():
+        owner, intruder = f"walk-a-{uuid.uuid4().hex[:8]}", f"walk-b-{uuid.uuid4().hex[:8]}"
+        async with client_of(app) as client:
+            ctx = WalkContext(client, app, owner, bearer(token_for, owner), token_for)
+            query, body = await factory(ctx)
+            url = path
+            if "{problem_id}" in path:
+                problem = await a_session_and_its_problem(ctx)
+                url = path.format(problem_id=problem["problem_id"])
+                query = {"session_id": problem["session_id"]}
+            kwargs: dict[str, Any] = {"headers": bearer(token_for, intruder), "params": query}
+            if body is not None:
+                kwargs["json"] = body
+            response = await client.request(method, url, **kwargs)
+        if method == "GET" and response.status_code == 200 and "items" in response.json():
+            # A list filtered by A's session shows B nothing (a filter, not a lookup).
+            if response.json()["items"]:
+                failures.append(f"{method} {path} lists A's resources to B: {response.text}")
+        elif response.status_code != 404:
+            failures.append(
+                f"{method} {path} naming A's session as B: {response.status_code} "
+                f"{response.text[:200]}"
+            )
+        else:
+            assert_problem(response, 404)
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_learner_cannot_call_admin_routes(
+    app: FastAPI, token_for: Callable[..., str]
+) -> None:
+    admin_routes = [e for e in endpoints(app) if e.admin_only]
+    assert len(admin_routes) >= 5, [str(e) for e in admin_routes]
+    failures: list[str] = []
+    for endpoint in admin_routes:
+        learner = f"walk-learner-{uuid.uuid4().hex[:8]}"
+        async with client_of(app) as client:
+            headers = bearer(token_for, learner)
+            response = await call(client, app, endpoint, endpoint.url({"slug": "x"}), headers)
+        if response.status_code != 403:
+            failures.append(f"{endpoint} as a learner: {response.status_code}")
+        else:
+            assert_problem(response, 403)
+    assert not failures, "\n".join(failures)

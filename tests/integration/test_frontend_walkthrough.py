@@ -11,7 +11,6 @@ Answers come from Problem Bank's internal bundle (the test's oracle), never from
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +20,7 @@ import httpx
 from api.problem_types import CATALOGUE, type_uri
 from tests.conftest import Stack
 from tests.integration.tutor_support import read_stream, serve_started
+from tests.support import eventually
 
 MATH_TRACK = "calculus-and-algebra"
 WAIT = {"Prefer": "wait=30"}
@@ -52,13 +52,15 @@ async def _session_until(
     client: httpx.AsyncClient, headers: Headers, sid: str, pid: str
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    for _ in range(200):
-        body = (await client.get(f"/v1/sessions/{sid}", headers=headers)).json()
+
+    async def mastered() -> bool:
+        body.clear()
+        body.update((await client.get(f"/v1/sessions/{sid}", headers=headers)).json())
         items = {i["problem_id"]: i for m in body["modules"] for i in m["items"]}
-        if items[pid]["mastered"] or body["status"] != "active":
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{pid} never mastered: {body}")
+        return bool(items[pid]["mastered"] or body["status"] != "active")
+
+    await eventually(mastered, timeout=10, failure=lambda: f"{pid} never mastered: {body}")
+    return body
 
 
 async def test_a_learner_walks_a_whole_track_through_co_with_a_retrying_second_client(

@@ -13,7 +13,7 @@ import pytest
 
 from domain.mastery import mastery_score
 from tests.conftest import Stack
-from tests.support import record_history
+from tests.support import eventually, record_history
 
 MATH_TRACK = "calculus-and-algebra"
 SYSTEMS_TRACK = "systems-fundamentals"
@@ -47,14 +47,19 @@ async def session_until(
     ready: Callable[[dict[str, Any]], bool],
 ) -> dict[str, Any]:
     """The projected session once ``ready`` holds (projections follow signals by a few ms)."""
-    for _ in range(200):
+    body: dict[str, Any] = {}
+
+    async def there() -> bool:
         r = await client.get(f"/v1/sessions/{session_id}", headers=headers)
         assert r.status_code == 200, r.text
-        body = dict(r.json())
-        if ready(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"session {session_id} never reached the expected state: {body}")
+        body.clear()
+        body.update(r.json())
+        return ready(body)
+
+    await eventually(
+        there, timeout=10, failure=lambda: f"session {session_id} never got there: {body}"
+    )
+    return body
 
 
 def item_of(session: dict[str, Any], problem_id: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from domain.settings import Settings
 from domain.submissions import SubmissionOutcome
 from domain.upstream import Verdict
 from tests.conftest import DevServices, Stack, isolated_stack
-from tests.support import FaultyProxy, record_history
+from tests.support import FaultyProxy, eventually, record_history
 from tools.runbook import STUCK_QUERIES, queries
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -37,14 +37,19 @@ def runbook_query(name: str) -> str:
 
 async def found(temporal: Client, query: str, workflow_id: str, timeout: float = 30.0) -> list[str]:
     """Poll visibility (eventually consistent) until ``workflow_id`` is among the results."""
-    deadline = asyncio.get_running_loop().time() + timeout
     ids: list[str] = []
-    while asyncio.get_running_loop().time() < deadline:
-        ids = [wf.id async for wf in temporal.list_workflows(query)]
-        if workflow_id in ids:
-            return ids
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{workflow_id} not found by {query!r}; found {ids}")
+
+    async def listed() -> bool:
+        ids[:] = [wf.id async for wf in temporal.list_workflows(query)]
+        return workflow_id in ids
+
+    await eventually(
+        listed,
+        timeout=timeout,
+        every=0.3,
+        failure=lambda: f"{workflow_id} not found by {query!r}; found {ids}",
+    )
+    return ids
 
 
 def test_the_readme_runbook_prints_exactly_the_queries_of_tools_runbook() -> None:

@@ -3,7 +3,6 @@ submission that shows its evaluation being retried while Eval fails."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -15,7 +14,7 @@ from temporalio.client import Client
 from devservices.testing import serve
 from domain.settings import Settings
 from tests.conftest import DevServices, Stack, isolated_stack
-from tests.support import FaultyProxy
+from tests.support import FaultyProxy, eventually
 
 SUM_OK = "def sum_evens(xs):\n    return sum(x for x in xs if x % 2 == 0)\n"
 WAIT = {"Prefer": "wait=30"}
@@ -29,12 +28,14 @@ async def _poll(
     seconds: float = 30,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    for _ in range(int(seconds / 0.05)):
-        body = (await client.get(path, headers=headers)).json()
-        if ready(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never got there: {body}")
+
+    async def there() -> bool:
+        body.clear()
+        body.update((await client.get(path, headers=headers)).json())
+        return ready(body)
+
+    await eventually(there, timeout=seconds, failure=lambda: f"{path} never got there: {body}")
+    return body
 
 
 async def test_an_answer_result_has_no_test_counts_and_real_timings(

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from store.models import Result, Submission
 from tests.conftest import Stack
+from tests.support import eventually
 
 CODE_PROBLEM = "py-sum-evens"  # python: def sum_evens(numbers)
 MATH_EXPR_PROBLEM = "math-derivative-product"  # d/dx x^2 sin(x)
@@ -39,13 +40,16 @@ async def submit(
 
 
 async def finished(client: httpx.AsyncClient, headers: dict[str, str], sid: str) -> dict[str, Any]:
-    for _ in range(300):
+    body: dict[str, Any] = {}
+
+    async def done() -> bool:
         r = await client.get(f"/v1/submissions/{sid}", headers=headers)
         assert r.status_code == 200, r.text
-        if r.json()["status"] in ("completed", "failed"):
-            return dict(r.json())
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"submission {sid} did not finish")
+        body.update(r.json())
+        return body["status"] in ("completed", "failed")
+
+    await eventually(done, timeout=30, every=0.1, failure=lambda: f"{sid} did not finish: {body}")
+    return body
 
 
 def code_body(code: str, problem: str = CODE_PROBLEM) -> dict[str, Any]:

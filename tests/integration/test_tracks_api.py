@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from domain.settings import Settings
 from tests.conftest import Stack
 from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
+from tests.support import eventually
 from tools.devkeys import make_token
 
 
@@ -123,11 +123,12 @@ async def test_a_submission_is_findable_by_its_search_attributes(
         "AND CoProblemId = 'math-derivative-power' AND CoStatus = 'completed'"
     )
     found: list[str] = []
-    for _ in range(50):  # visibility is eventually consistent
-        found = [w.id async for w in stack.temporal.list_workflows(query)]
-        if found:
-            break
-        await asyncio.sleep(0.1)
+
+    async def visible() -> bool:  # visibility is eventually consistent
+        found[:] = [w.id async for w in stack.temporal.list_workflows(query)]
+        return bool(found)
+
+    await eventually(visible, timeout=5, every=0.1)
     assert found == [f"submission-{r.json()['id']}"]
 
 

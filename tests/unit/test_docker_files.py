@@ -115,7 +115,7 @@ def test_ci_tests_every_push_and_pull_request_with_postgres_and_redis() -> None:
     job = ci["jobs"]["test"]
     assert {"postgres", "redis"} <= set(job["services"])
     runs = [step.get("run", "") for step in job["steps"]]
-    assert any(r.startswith("make test") for r in runs)
+    assert any("make test" in r for r in runs)
     assert any("haproxy" in r for r in runs)
 
 

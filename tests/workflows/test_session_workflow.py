@@ -30,6 +30,7 @@ from domain.sessions import (
     SubmissionFinished,
 )
 from domain.upstream import Verdict
+from tests.support import eventually
 from workflows.session import SessionWorkflow
 
 PLAN = SessionPlan(
@@ -119,11 +120,7 @@ async def state(handle: Session) -> SessionView:
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    async def loop() -> None:
-        while not await check():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(loop(), timeout)
+    await eventually(check, timeout=timeout)
 
 
 async def signal_and_wait(handle: Session, send: Callable[[], Awaitable[None]]) -> SessionView:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from activities.submissions import build_eval_request
 from devservices.problem_bank import ProblemFile, load_problems
 from domain.upstream import EvalKind
+from store.models import Submission
 
 from .conftest import Evaluate
 
@@ -16,32 +18,15 @@ PROBLEMS = load_problems()
 
 
 def eval_request(problem: ProblemFile, submission: str) -> dict[str, Any]:
-    """What the submission activity sends: the bundle's data plus the learner's answer."""
+    """What the submission activity sends: the production ``build_eval_request`` on the
+    bundle and an unsaved submission row, serialised as the activity posts it."""
     bundle = problem.to_bundle()
-    public = bundle.problem
-    if public.kind is EvalKind.python:
-        tests = [{"args": t.args, "expected": t.expected} for t in public.public_tests]
-        tests += [
-            {"args": t.args, "expected": t.expected, "hidden": True} for t in bundle.hidden_tests
-        ]
-        return {
-            "kind": "python",
-            "code": submission,
-            "function_name": public.function_name,
-            "tests": tests,
-            "limits": {
-                "time_limit_ms": public.time_limit_ms,
-                "memory_limit_mb": public.memory_limit_mb,
-            },
-        }
-    return {
-        "kind": public.kind.value,
-        "answer": submission,
-        "expected_answer": bundle.expected_answer,
-        "variables": public.variables,
-        "tolerance": public.tolerance,
-        "choices": [c.id for c in public.choices],
-    }
+    if bundle.problem.kind is EvalKind.python:
+        row = Submission(problem_id=problem.id, language="python", code=submission)
+    else:
+        row = Submission(problem_id=problem.id, answer=submission)
+    request: dict[str, Any] = build_eval_request(row, bundle).model_dump(mode="json")
+    return request
 
 
 def reference(problem: ProblemFile) -> str:

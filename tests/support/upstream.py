@@ -1,33 +1,11 @@
-"""Helpers shared by the integration tests."""
+"""An ASGI proxy in front of an upstream dev service that answers scripted faults."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
-
-HISTORY_DIR = Path(__file__).parent / "replay" / "histories"
-
-
-async def record_history(
-    client: Client, workflow_id: str, name: str, *, run_id: str | None = None
-) -> None:
-    """With CO_RECORD_HISTORIES=1, save a finished workflow's history for the replay tests."""
-    if os.environ.get("CO_RECORD_HISTORIES") != "1":
-        return
-    path = HISTORY_DIR / f"{name}.json"
-    if path.exists():  # a recorded history is never overwritten: it is what shipped
-        return
-    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    HISTORY_DIR.mkdir(parents=True, exist_ok=True)
-    data = json.loads(history.to_json())
-    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 class FaultyProxy:
@@ -89,15 +67,3 @@ class FaultyProxy:
             }
         )
         await send({"type": "http.response.body", "body": upstream.content})
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, every: float = 0.05
-) -> None:
-    """Wait until ``check()`` is true (raises TimeoutError after ``timeout`` seconds)."""
-
-    async def loop() -> None:
-        while not await check():
-            await asyncio.sleep(every)
-
-    await asyncio.wait_for(loop(), timeout)
