@@ -33,11 +33,37 @@ from typing import Any
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import BlockingConnectionPool, ConnectionPool
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 log = logging.getLogger("co.api.ratelimit")
+
+# The shared moving window in one round trip and O(log n) (``limits`` needs two scripts per
+# request, the hit then the window stats for the headers, and walks its list of timestamps).
+# A sorted set of the accepted requests' timestamps (Redis' own clock, so replicas agree):
+# drop those out of the window, admit if fewer than ``limit`` remain. As exact as before: no
+# interval of ``window`` holds more than ``limit`` accepted requests; refusals are not recorded.
+# The member ``now:count`` is unique: within one millisecond the count only grows.
+# Returns ``{allowed, entries in the window after the hit, oldest entry (ms) or -1, now (ms)}``.
+_HIT = """
+local key, limit, window_ms = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_ms)
+local count = redis.call('ZCARD', key)
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', key, now, now .. ':' .. count)
+  redis.call('PEXPIRE', key, window_ms)
+  count = count + 1
+  allowed = 1
+end
+local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+local oldest = -1
+if first[2] then oldest = tonumber(first[2]) end
+return {allowed, count, oldest, now}
+"""
 
 POLICY_NAME = "default"
 
@@ -107,6 +133,9 @@ class RateLimiter:
             **options,
         )
         self._shared = MovingWindowRateLimiter(shared_storage)
+        self._redis = Redis(connection_pool=self._pool)
+        self._hit_script = self._redis.register_script(_HIT)
+        self._key_prefix = key_prefix
         self._local: MovingWindowRateLimiter | None = None
         self._shared_paused_until = 0.0
         self.degraded = False
@@ -129,12 +158,28 @@ class RateLimiter:
             shared=shared,
         )
 
+    async def _decide_shared(self, key: str) -> Decision:
+        allowed, count, oldest, now = await self._hit_script(
+            keys=[f"{self._key_prefix}:fast:{key}"],
+            args=[self.limit, self.window_seconds * 1000],
+        )
+        window_ms = self.window_seconds * 1000
+        reset_ms = (int(oldest) + window_ms - int(now)) if int(oldest) >= 0 else 0
+        return Decision(
+            allowed=bool(allowed),
+            limit=self.limit,
+            window_seconds=self.window_seconds,
+            remaining=max(0, self.limit - int(count)),
+            reset_after=max(0, math.ceil(reset_ms / 1000)),
+            shared=True,
+        )
+
     async def hit(self, key: str) -> Decision:
         """Count one request for ``key`` and say whether it may proceed."""
         if time.monotonic() >= self._shared_paused_until:
             try:
                 async with asyncio.timeout(self._timeout * 3):
-                    decision = await self._decide(self._shared, key, shared=True)
+                    decision = await self._decide_shared(key)
             except Exception as exc:  # StorageError, timeouts, anything from the client
                 self._shared_paused_until = time.monotonic() + self._retry_shared_after
                 if not self.degraded:
@@ -154,6 +199,7 @@ class RateLimiter:
     async def clear(self, key: str) -> None:
         """Forget ``key``'s requests (tests and support tooling)."""
         await self._shared.clear(self._item, key)
+        await self._redis.delete(f"{self._key_prefix}:fast:{key}")
         if self._local is not None:
             await self._local.clear(self._item, key)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import reviews_sleeping, tutor_stream
+from bench import fast_paths, reviews_sleeping, tutor_stream
 
 
 def main() -> int:
-    failed = int(tutor_stream.main([]) or 0)
+    failed = int(fast_paths.main([]) or 0)
+    failed = failed or int(tutor_stream.main([]) or 0)
     return failed or int(reviews_sleeping.main([]) or 0)
 
 

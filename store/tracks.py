@@ -73,3 +73,51 @@ async def published_item(db: AsyncSession, problem_id: str) -> CurriculumItem | 
         .limit(1)
     )
     return (await db.scalars(stmt)).first()
+
+
+async def list_published_summaries(
+    db: AsyncSession,
+    *,
+    domain: str | None = None,
+    limit: int | None = None,
+    after: tuple[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """``list_published`` as plain rows with the counts a summary shows, in one query:
+    no ORM objects (hydrating every module and item of every track was most of the cost of
+    a track list, for counts that never change once a version is published)."""
+    newest = _latest_published().subquery()
+    items = (
+        select(
+            Module.track_version_id.label("tv"),
+            func.count(func.distinct(Module.id)).label("module_count"),
+            func.count(CurriculumItem.id).label("problem_count"),
+            func.count(CurriculumItem.id).filter(CurriculumItem.required).label("items_total"),
+        )
+        .outerjoin(CurriculumItem, CurriculumItem.module_id == Module.id)
+        .group_by(Module.track_version_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Track.id,
+            Track.slug,
+            Track.title,
+            Track.domain,
+            Track.description,
+            newest.c.version,
+            newest.c.published_at,
+            func.coalesce(items.c.module_count, 0).label("module_count"),
+            func.coalesce(items.c.problem_count, 0).label("problem_count"),
+            func.coalesce(items.c.items_total, 0).label("items_total"),
+        )
+        .join(newest, newest.c.track_id == Track.id)
+        .outerjoin(items, items.c.tv == newest.c.id)
+        .order_by(Track.domain, Track.slug)
+    )
+    if domain is not None:
+        stmt = stmt.where(Track.domain == domain)
+    if after is not None:
+        stmt = stmt.where(tuple_(Track.domain, Track.slug) > tuple_(*after))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [dict(row._mapping) for row in (await db.execute(stmt)).all()]

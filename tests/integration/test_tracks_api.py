@@ -152,3 +152,24 @@ async def test_accepted_submissions_update_skill_mastery(
     assert {m.skill for m in rows} == {"loops", "conditionals", "modulo"}
     assert all((m.attempts, m.accepted) == (2, 1) for m in rows)
     assert all(0 < m.score < 1 for m in rows)
+
+
+async def test_track_list_revalidates_with_its_etag(stack: Stack, auth: dict[str, str]) -> None:
+    first = await stack.client.get("/v1/tracks", headers=auth)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = await stack.client.get("/v1/tracks", headers={**auth, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    # Another page is another representation: its own tag, and a full answer.
+    other = await stack.client.get(
+        "/v1/tracks", params={"domain": "math"}, headers={**auth, "If-None-Match": etag}
+    )
+    assert other.status_code == 200
+    assert other.headers["etag"] != etag
+    assert [t["domain"] for t in other.json()["items"]] == ["math"] * len(other.json()["items"])
+    # Without a token there is no 304, only the 401.
+    denied = await stack.client.get("/v1/tracks", headers={"If-None-Match": etag})
+    assert denied.status_code == 401

@@ -535,3 +535,50 @@ def test_jose_still_refuses_hmac_with_an_rsa_key(key_pair: Keys) -> None:
             algorithms=["HS256"],
             audience=DEFAULT_AUDIENCE,
         )
+
+
+# --------------------------------------------------------------------------- verification cache
+
+
+def test_a_verified_token_is_served_from_the_cache_until_exp(
+    verifier: JwtVerifier, key_pair: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_token(key_pair[0], "alice", ttl_seconds=60)
+    first = verifier.verify(token)
+    calls: list[str] = []
+    real = verifier._verify
+
+    def counting(t: str) -> tuple[Any, float]:
+        calls.append(t)
+        return real(t)
+
+    monkeypatch.setattr(verifier, "_verify", counting)
+    assert verifier.verify(token) == first
+    assert calls == []  # the same bytes: no second signature check
+    # Past its exp the entry is dropped and the token checked again (here: within leeway).
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    assert verifier.verify(token).user_id == "alice"
+    assert calls == [token]
+
+
+def test_a_refused_token_is_never_cached(verifier: JwtVerifier, key_pair: Keys) -> None:
+    token = make_token(key_pair[0], "alice", ttl_seconds=-120)
+    refused(verifier, token)
+    refused(verifier, token)
+    assert token not in verifier._verified
+    # A token that differs in one byte of its signature is checked on its own.
+    good = make_token(key_pair[0], "bob")
+    verifier.verify(good)
+    tampered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    refused(verifier, tampered)
+
+
+def test_the_cache_is_bounded(key_pair: Keys) -> None:
+    small = JwtVerifier.from_pem(
+        key_pair[1], issuer=DEFAULT_ISSUER, audience=DEFAULT_AUDIENCE, cache_size=2
+    )
+    tokens = [make_token(key_pair[0], f"u{i}") for i in range(3)]
+    for token in tokens:
+        small.verify(token)
+    assert list(small._verified) == tokens[1:]

@@ -1,0 +1,606 @@
+"""The four fast paths of issue 11, each beside its bare baseline, in one run.
+
+``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]``
+
+Starts the same stack as ``bench.tutor_stream`` (Temporal dev server, scratch database,
+dev services, worker, API on free ports) and measures, side by side:
+
+a. ``POST /v1/submissions`` + ``Prefer: wait=30`` on a math problem, p50/p99, against
+   Problem Bank's bundle + Eval called directly (overhead = end to end minus those);
+b. N submissions from U users, POST -> result stored, against a bare Temporal workflow
+   of the same shape (bundle read, Eval, row write through the same dev services and
+   database) on the same server: with regular activities, and with local activities and
+   eager start;
+c. ``GET /v1/tracks`` (JWT + rate limit + CORS) at 16 connections with Debian's ``wrk``
+   (installed with apt when we are root and it is missing), against a bare FastAPI app
+   returning the same JSON under the same uvicorn;
+d. tutor time to first token through CO minus the dev Tutor read directly.
+
+``wrk`` runs on the same 2 cores as the server it loads: both rows (c) pay that alike.
+Benchmarks print; tests never assert times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from bench import tutor_stream as ts
+from domain.temporal import CLI_TYPE_NAMES, SEARCH_ATTRIBUTES
+from domain.upstream import (
+    INTERNAL_TOKEN_HEADER,
+    EvalLimits,
+    EvalRequest,
+    ProblemBundle,
+    ProblemPublic,
+)
+from tools.devkeys import generate_key_pair, make_token
+
+MATH_PROBLEM = "math-derivative-power"
+MATH_ANSWER = "3*x**2"
+BARE_QUEUE = "co-bench-bare"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def eval_body(bundle_json: bytes, answer: str) -> dict[str, Any]:
+    """The Eval request CO builds for an answer problem (``build_eval_request``)."""
+    bundle = ProblemBundle.model_validate_json(bundle_json)
+    problem = bundle.problem
+    return EvalRequest(
+        kind=problem.kind,
+        answer=answer,
+        expected_answer=bundle.expected_answer,
+        variables=list(problem.variables),
+        tolerance=problem.tolerance,
+        choices=[c.id for c in problem.choices],
+        limits=EvalLimits(
+            time_limit_ms=problem.time_limit_ms, memory_limit_mb=problem.memory_limit_mb
+        ),
+    ).model_dump(mode="json")
+
+
+@dataclass
+class Row:
+    path: str
+    co: str
+    bare: str
+    ratio: str
+
+
+# --------------------------------------------------------------------------- (a)
+
+
+async def row_a(api: str, bank: str, eval_: str, token: str, rounds: int) -> list[Row]:
+    internal = {INTERNAL_TOKEN_HEADER: ts.INTERNAL_TOKEN}
+    e2e: list[float] = []
+    upstream: list[float] = []
+    async with httpx.AsyncClient(timeout=60) as http:
+
+        async def direct() -> float:
+            start = time.perf_counter()
+            got = await http.get(f"{bank}/internal/v1/problems/{MATH_PROBLEM}", headers=internal)
+            got.raise_for_status()
+            request = eval_body(got.content, MATH_ANSWER)
+            done = await http.post(f"{eval_}/v1/evaluate", json=request, headers=internal)
+            done.raise_for_status()
+            return time.perf_counter() - start
+
+        async def via_co() -> float:
+            start = time.perf_counter()
+            got = await http.post(
+                f"{api}/v1/submissions",
+                json={"problem_id": MATH_PROBLEM, "answer": MATH_ANSWER},
+                headers={"Authorization": f"Bearer {token}", "Prefer": "wait=30"},
+            )
+            elapsed = time.perf_counter() - start
+            if got.status_code != 200:
+                raise RuntimeError(f"submission not evaluated within the wait: {got.text}")
+            return elapsed
+
+        await direct()
+        await via_co()
+        for i in range(rounds):
+            if i % 2:
+                upstream.append(await direct())
+                e2e.append(await via_co())
+            else:
+                e2e.append(await via_co())
+                upstream.append(await direct())
+    base50, base99 = pct(upstream, 0.5) * 1000, pct(upstream, 0.99) * 1000
+    co50, co99 = pct(e2e, 0.5) * 1000, pct(e2e, 0.99) * 1000
+    return [
+        Row(
+            f"(a) POST+wait=30 p50 ({rounds}x)",
+            f"{co50:.1f} ms",
+            f"{base50:.1f} ms",
+            f"overhead {co50 - base50:.1f} ms (goal <= 60)",
+        ),
+        Row(
+            "(a) POST+wait=30 p99",
+            f"{co99:.1f} ms",
+            f"{base99:.1f} ms",
+            f"overhead {co99 - base99:.1f} ms (goal <= 150)",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- (b)
+
+
+@dataclass
+class BareInput:
+    run_id: str
+    problem_id: str
+    answer: str
+
+
+class BareActivities:
+    """The submission's shape without CO: read the bundle, ask Eval, write a row."""
+
+    def __init__(self, bank: str, eval_: str, db_dsn: str) -> None:
+        self.bank, self.eval_, self.dsn = bank, eval_, db_dsn
+        self.http = httpx.AsyncClient(
+            timeout=30, headers={INTERNAL_TOKEN_HEADER: ts.INTERNAL_TOKEN}
+        )
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=10)
+        assert self.pool is not None
+        await self.pool.execute(
+            "CREATE TABLE IF NOT EXISTS bench_bare (id text PRIMARY KEY, verdict text)"
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    @activity.defn(name="bare.read")
+    async def read(self, data: BareInput) -> dict[str, Any]:
+        # The row read of CO's first step, then (as CO does) the bundle inside evaluate.
+        assert self.pool is not None
+        await self.pool.fetchval("SELECT count(*) FROM bench_bare WHERE id = $1", data.run_id)
+        return {"problem_id": data.problem_id, "answer": data.answer}
+
+    @activity.defn(name="bare.evaluate")
+    async def evaluate(self, facts: dict[str, Any]) -> str:
+        got = await self.http.get(f"{self.bank}/internal/v1/problems/{facts['problem_id']}")
+        got.raise_for_status()
+        done = await self.http.post(
+            f"{self.eval_}/v1/evaluate", json=eval_body(got.content, facts["answer"])
+        )
+        done.raise_for_status()
+        return str(done.json().get("verdict", "done"))
+
+    @activity.defn(name="bare.write")
+    async def write(self, args: list[str]) -> None:
+        assert self.pool is not None
+        await self.pool.execute(
+            "INSERT INTO bench_bare VALUES ($1, $2) ON CONFLICT DO NOTHING", args[0], args[1]
+        )
+
+
+_RETRY = RetryPolicy(maximum_attempts=3)
+_TIMEOUT = timedelta(seconds=30)
+
+
+@workflow.defn(name="BareRegular")
+class BareRegular:
+    @workflow.run
+    async def run(self, data: BareInput) -> str:
+        facts = await workflow.execute_activity(
+            "bare.read", data, start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY
+        )
+        verdict: str = await workflow.execute_activity(
+            "bare.evaluate", facts, start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY
+        )
+        await workflow.execute_activity(
+            "bare.write",
+            [data.run_id, verdict],
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )
+        return verdict
+
+
+@workflow.defn(name="BareLocal")
+class BareLocal:
+    @workflow.run
+    async def run(self, data: BareInput) -> str:
+        facts = await workflow.execute_local_activity(
+            "bare.read", data, start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY
+        )
+        verdict: str = await workflow.execute_local_activity(
+            "bare.evaluate", facts, start_to_close_timeout=_TIMEOUT, retry_policy=_RETRY
+        )
+        await workflow.execute_local_activity(
+            "bare.write",
+            [data.run_id, verdict],
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )
+        return verdict
+
+
+async def bare_load(client: Client, kind: str, n: int, eager: bool) -> tuple[float, float]:
+    """Start ``n`` at once; returns (completions per second, p50 single-run seconds)."""
+    durations: list[float] = []
+
+    async def one() -> None:
+        start = time.perf_counter()
+        handle = await client.start_workflow(
+            kind,
+            BareInput(
+                run_id=f"{kind}-{uuid.uuid4().hex}", problem_id=MATH_PROBLEM, answer=MATH_ANSWER
+            ),
+            id=f"bare-{kind}-{uuid.uuid4().hex}",
+            task_queue=BARE_QUEUE,
+            request_eager_start=eager,
+        )
+        await handle.result()
+        durations.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - start), statistics.median(durations)
+
+
+async def co_load(api: str, db_dsn: str, tokens: list[str], n: int) -> tuple[float, float]:
+    """``n`` submissions spread over the users' tokens, all POSTed at once; the clock
+    stops when every result row is stored (polled in the database, not via the API)."""
+    ids: list[str] = []
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as http:
+
+        async def post(i: int) -> None:
+            got = await http.post(
+                f"{api}/v1/submissions",
+                json={"problem_id": MATH_PROBLEM, "answer": MATH_ANSWER},
+                headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"},
+            )
+            got.raise_for_status()
+            ids.append(got.json()["id"])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(post(i) for i in range(n)))
+        posted = time.perf_counter() - start
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            while True:
+                left = await conn.fetchval(
+                    "SELECT count(*) FROM submissions WHERE id = ANY($1::uuid[]) "
+                    "AND status IN ('queued', 'running')",
+                    ids,
+                )
+                if not left:
+                    break
+                if time.perf_counter() - start > 300:
+                    raise RuntimeError(f"{left} submissions still pending after 300 s")
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+    return n / (time.perf_counter() - start), posted
+
+
+async def row_b(
+    api: str, temporal: str, bank: str, eval_: str, db_dsn: str, tokens: list[str], n: int
+) -> list[Row]:
+    co_rate, _ = await co_load(api, db_dsn, tokens, n)
+    client = await Client.connect(temporal)
+    acts = BareActivities(bank, eval_, db_dsn)
+    await acts.open()
+    try:
+        async with Worker(
+            client,
+            task_queue=BARE_QUEUE,
+            workflows=[BareRegular, BareLocal],
+            activities=[acts.read, acts.evaluate, acts.write],
+            # Sandboxed like CO's worker, so both pay the same per-task cost.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                    "bench", "httpx", "asyncpg", "domain", "tools", "store", "pydantic"
+                )
+            ),
+            max_concurrent_activities=50,
+        ):
+            await bare_load(client, "BareRegular", 10, False)  # warm-up
+            reg_rate, reg_p50 = await bare_load(client, "BareRegular", n, False)
+            loc_rate, loc_p50 = await bare_load(client, "BareLocal", n, True)
+    finally:
+        await acts.close()
+    best = max(reg_rate, loc_rate)
+    return [
+        Row(
+            f"(b) {n} subs/{len(tokens)} users, regular acts",
+            f"{co_rate:.1f} /s",
+            f"{reg_rate:.1f} /s (p50 {reg_p50 * 1000:.0f} ms loaded)",
+            f"x{co_rate / reg_rate:.2f}",
+        ),
+        Row(
+            "(b)   ... local acts + eager start",
+            f"{co_rate:.1f} /s",
+            f"{loc_rate:.1f} /s (p50 {loc_p50 * 1000:.0f} ms loaded)",
+            f"x{co_rate / best:.2f} of best (goal >= 0.8, >= 40/s)",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- (c)
+
+
+def ensure_wrk() -> str | None:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        print("wrk is missing: installing it from Debian (apt-get install wrk)…", flush=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            check=False,
+            capture_output=True,
+        )
+        return shutil.which("wrk")
+    print("wrk is missing and we are not root: install it with `apt-get install wrk`")
+    return None
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int) -> float:
+    argv = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency"]
+    for k, v in headers.items():
+        argv += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx answers from {url}")
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not found:
+        raise RuntimeError(f"wrk printed no rate: {out}")
+    return float(found.group(1))
+
+
+BARE_APP = """
+import os, sys
+from pathlib import Path
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+body = Path(sys.argv[1]).read_bytes()
+app = FastAPI()
+
+@app.get("/v1/tracks")
+async def tracks() -> Response:
+    return Response(body, media_type="application/json")
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_config=None, proxy_headers=True,
+            access_log=False)
+"""
+
+
+async def row_c(
+    api: str, token: str, procs: ts.Processes, env: dict[str, str], secs: int
+) -> list[Row]:
+    if ensure_wrk() is None:
+        return [Row("(c) GET /v1/tracks, 16 conns", "n/a", "n/a", "wrk missing")]
+    headers = {"Authorization": f"Bearer {token}", "Origin": "http://localhost:3000"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        got = await http.get(f"{api}/v1/tracks", headers=headers)
+        got.raise_for_status()
+    tmp = Path(tempfile.mkdtemp(prefix="co-bench-"))
+    (tmp / "tracks.json").write_bytes(got.content)
+    (tmp / "bare_app.py").write_text(BARE_APP)
+    port = ts.free_port()
+    procs.start(
+        "bare-app",
+        [str(ts.BIN / "python"), str(tmp / "bare_app.py"), str(tmp / "tracks.json"), str(port)],
+        env,
+    )
+    bare_url = f"http://127.0.0.1:{port}/v1/tracks"
+    await ts.wait_http(bare_url, procs)
+    co_rate = wrk(f"{api}/v1/tracks", headers, secs)
+    bare_rate = wrk(bare_url, headers, secs)
+    # Where the rest goes: the same stack and middlewares on a route with no token check,
+    # no limit and no database (the probes are exempt from both).
+    probe_rate = wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs)
+    return [
+        Row(
+            "(c) GET /v1/tracks, wrk 16 conns",
+            f"{co_rate:.0f} req/s",
+            f"{bare_rate:.0f} req/s",
+            f"x{co_rate / bare_rate:.2f} (goal >= 0.7)",
+        ),
+        Row(
+            "(c)   floor: CO GET /healthz (no auth/db)",
+            f"{probe_rate:.0f} req/s",
+            f"{bare_rate:.0f} req/s",
+            f"x{probe_rate / bare_rate:.2f}",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- (d)
+
+
+async def row_d(
+    api: str, tutor: str, bank: str, token: str, session_id: uuid.UUID, rounds: int
+) -> list[Row]:
+    async with httpx.AsyncClient(timeout=60) as http:
+        problem = ProblemPublic.model_validate_json(
+            (
+                await http.get(
+                    f"{bank}/v1/problems/{ts.PROBLEM}",
+                    headers={INTERNAL_TOKEN_HEADER: ts.INTERNAL_TOKEN},
+                )
+            ).content
+        )
+        await ts.direct(http, tutor, problem)
+        await ts.through_co(http, api, token, session_id)
+        added: list[float] = []
+        co: list[float] = []
+        raw: list[float] = []
+        for i in range(rounds):
+            if i % 2:
+                c = await ts.through_co(http, api, token, session_id)
+                d = await ts.direct(http, tutor, problem)
+            else:
+                d = await ts.direct(http, tutor, problem)
+                c = await ts.through_co(http, api, token, session_id)
+            co.append(c.ttft)
+            raw.append(d.ttft)
+            added.append(c.ttft - d.ttft)
+    return [
+        Row(
+            f"(d) tutor TTFT median ({rounds}x)",
+            f"{statistics.median(co) * 1000:.1f} ms",
+            f"{statistics.median(raw) * 1000:.1f} ms",
+            f"+{statistics.median(added) * 1000:.1f} ms (goal <= +15)",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def run(args: argparse.Namespace) -> None:
+    private, public = generate_key_pair()
+    ports = {n: ts.free_port() for n in ("temporal", "bank", "eval", "tutor", "main_api", "api")}
+    (ts.ROOT / ".dev").mkdir(exist_ok=True)
+    async with ts.scratch_database() as db_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+        env.update(
+            {
+                "CO_DB_URL": db_url,
+                "CO_REDIS_URL": os.environ.get("CO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+                "CO_JWT_PUBLIC_KEY": public,
+                "CO_INTERNAL_TOKEN": ts.INTERNAL_TOKEN,
+                "CO_PROBLEM_BANK_BASE": f"http://127.0.0.1:{ports['bank']}",
+                "CO_EVAL_BASE": f"http://127.0.0.1:{ports['eval']}",
+                "CO_TUTOR_BASE": f"http://127.0.0.1:{ports['tutor']}",
+                "CO_DEV_PROBLEM_BANK_PORT": str(ports["bank"]),
+                "CO_DEV_EVAL_PORT": str(ports["eval"]),
+                "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
+                "CO_DEV_MAIN_API_PORT": str(ports["main_api"]),
+                "CO_API_BASE": f"http://127.0.0.1:{ports['main_api']}",
+                "CO_DEV_TUTOR_TOKEN_DELAY_MS": "20",
+                "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+                "CO_TEMPORAL_TASK_QUEUE": "co-bench",
+                "CO_API_PORT": str(ports["api"]),
+                "CO_CORS_ORIGINS": "http://localhost:3000",
+                # High enough that the load rows measure the limiter's cost, not its refusals.
+                "CO_RATE_LIMIT_PER_MINUTE": "100000000",
+                "CO_MAX_SUBMISSIONS_IN_FLIGHT": "1000",
+                "CO_LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        dsn = db_url.replace("+asyncpg", "")
+        subprocess.run(
+            [str(ts.BIN / "alembic"), "upgrade", "head"], cwd=ts.ROOT, env=env, check=True
+        )
+        with ts.processes() as procs:
+            procs.start(
+                "temporal",
+                [
+                    str(ts.BIN / "temporal"),
+                    "server",
+                    "start-dev",
+                    "--headless",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(ports["temporal"]),
+                    "--log-level",
+                    "error",
+                    *(
+                        f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
+                        for a in SEARCH_ATTRIBUTES
+                    ),
+                ],
+                env,
+            )
+            procs.start("devservices", [str(ts.BIN / "python"), "-m", "devservices"], env)
+            await ts.wait_port(ports["temporal"], procs)
+            procs.start("worker", [str(ts.BIN / "python"), "-m", "worker"], env)
+            procs.start("api", [str(ts.BIN / "python"), "-m", "api"], env)
+            bank, eval_ = env["CO_PROBLEM_BANK_BASE"], env["CO_EVAL_BASE"]
+            api = f"http://127.0.0.1:{ports['api']}"
+            await ts.wait_http(bank + "/healthz", procs)
+            await ts.wait_http(eval_ + "/healthz", procs)
+            await ts.wait_http(env["CO_TUTOR_BASE"] + "/healthz", procs)
+            await ts.wait_http(api + "/readyz", procs)
+            user = f"bench-{uuid.uuid4().hex[:8]}"
+            session_id = await ts.learner_session(db_url, bank, user)
+            # The demo tracks too, so the track list has real size.
+            from store.db import make_engine, make_sessionmaker
+            from tools.seed_demo import seed
+
+            engine = make_engine(db_url, pool_size=1)
+            try:
+                await seed(make_sessionmaker(engine), bank, internal_token=ts.INTERNAL_TOKEN)
+            finally:
+                await engine.dispose()
+            token = make_token(private, user)
+            tokens = [make_token(private, f"bench-u{i}") for i in range(args.users)]
+            print("stack up; measuring…", flush=True)
+            rows: list[Row] = []
+            rows += await row_a(api, bank, eval_, token, args.rounds)
+            rows += await row_b(
+                api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
+            )
+            rows += await row_c(api, token, procs, env, args.wrk_seconds)
+            rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
+            print_table(rows)
+
+
+def print_table(rows: list[Row]) -> None:
+    head = Row("path", "via CO", "bare baseline (same run)", "ratio / overhead")
+    widths = [
+        max(len(getattr(r, f)) for r in [head, *rows]) for f in ("path", "co", "bare", "ratio")
+    ]
+    print()
+    for r in [head, *rows]:
+        cells = (r.path, r.co, r.bare, r.ratio)
+        print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+        if r is head:
+            print("-+-".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fast_paths", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--load", type=int, default=200)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--wrk-seconds", type=int, default=8)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
