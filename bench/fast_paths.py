@@ -47,7 +47,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench import tutor_stream as ts
-from domain.temporal import CLI_TYPE_NAMES, SEARCH_ATTRIBUTES
 from domain.upstream import (
     INTERNAL_TOKEN_HEADER,
     EvalLimits,
@@ -524,26 +523,7 @@ async def run(args: argparse.Namespace) -> None:
             [str(ts.BIN / "alembic"), "upgrade", "head"], cwd=ts.ROOT, env=env, check=True
         )
         with ts.processes() as procs:
-            procs.start(
-                "temporal",
-                [
-                    str(ts.BIN / "temporal"),
-                    "server",
-                    "start-dev",
-                    "--headless",
-                    "--ip",
-                    "127.0.0.1",
-                    "--port",
-                    str(ports["temporal"]),
-                    "--log-level",
-                    "error",
-                    *(
-                        f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
-                        for a in SEARCH_ATTRIBUTES
-                    ),
-                ],
-                env,
-            )
+            procs.start("temporal", ts.temporal_dev_server(ports["temporal"]), env)
             procs.start("devservices", [str(ts.BIN / "python"), "-m", "devservices"], env)
             await ts.wait_port(ports["temporal"], procs)
             procs.start("worker", [str(ts.BIN / "python"), "-m", "worker"], env)

@@ -42,12 +42,13 @@ from bench.tutor_stream import (
     free_port,
     processes,
     scratch_database,
+    temporal_dev_server,
     wait_http,
     wait_port,
 )
 from domain import reviews
 from domain.reviews import REVIEWS_WORKFLOW, ReviewCarry, ReviewInput
-from domain.temporal import CLI_TYPE_NAMES, CO_USER_ID, SEARCH_ATTRIBUTES, reviews_workflow_id
+from domain.temporal import CO_USER_ID, reviews_workflow_id
 from domain.upstream import (
     IDEMPOTENCY_KEY_HEADER,
     INTERNAL_TOKEN_HEADER,
@@ -193,26 +194,7 @@ async def run(learners: int, burst: int, max_cached: int) -> None:
         )
         subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)
         with processes() as procs:
-            procs.start(
-                "temporal",
-                [
-                    str(BIN / "temporal"),
-                    "server",
-                    "start-dev",
-                    "--headless",
-                    "--ip",
-                    "127.0.0.1",
-                    "--port",
-                    str(ports["temporal"]),
-                    "--log-level",
-                    "error",
-                    *(
-                        f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
-                        for a in SEARCH_ATTRIBUTES
-                    ),
-                ],
-                env,
-            )
+            procs.start("temporal", temporal_dev_server(ports["temporal"]), env)
             procs.start("devservices", [str(BIN / "python"), "-m", "devservices"], env)
             await wait_port(ports["temporal"], procs)
             procs.start("worker", [str(BIN / "python"), "-m", "worker"], env)

@@ -212,6 +212,27 @@ class Processes:
         self.logs.close()
 
 
+def temporal_dev_server(port: int) -> list[str]:
+    """The Temporal dev server's command line (quiet, headless, in memory), with CO's
+    search attributes registered: every benchmark starts the same one."""
+    return [
+        str(BIN / "temporal"),
+        "server",
+        "start-dev",
+        "--headless",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        *(
+            f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
+            for a in SEARCH_ATTRIBUTES
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def processes() -> Iterator[Processes]:
     procs = Processes()
@@ -337,26 +358,7 @@ async def self_started(rounds: int, token_delay_ms: float) -> None:
         )
         subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)
         with processes() as procs:
-            procs.start(
-                "temporal",
-                [
-                    str(BIN / "temporal"),
-                    "server",
-                    "start-dev",
-                    "--headless",
-                    "--ip",
-                    "127.0.0.1",
-                    "--port",
-                    str(ports["temporal"]),
-                    "--log-level",
-                    "error",
-                    *(
-                        f"--search-attribute={a.name}={CLI_TYPE_NAMES[a.indexed_value_type]}"
-                        for a in SEARCH_ATTRIBUTES
-                    ),
-                ],
-                env,
-            )
+            procs.start("temporal", temporal_dev_server(ports["temporal"]), env)
             procs.start("devservices", [str(BIN / "python"), "-m", "devservices"], env)
             await wait_port(ports["temporal"], procs)
             procs.start("worker", [str(BIN / "python"), "-m", "worker"], env)
