@@ -3,9 +3,10 @@ workflow id scheme. Pure definitions, safe to import inside workflows."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeIndexedValueType, SearchAttributeKey
 
 # Custom search attributes: registered by the dev stack (`make dev`) and the test
 # fixtures, set by every workflow so operators can find work in the Temporal UI.
@@ -51,6 +52,14 @@ class Step:
     DATABASE = "database"  # any projection / result / publication write
     LEARNER = "learner"  # SessionWorkflow: waiting for the learner (not stuck)
     DONE = "done"
+
+
+# Projection writes to PostgreSQL (sessions, submission results, review cards): retried
+# until the database is back, so a restart only delays them. One policy for one intent.
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
+)
+DB_TIMEOUT = timedelta(seconds=15)
 
 
 def session_workflow_id(session_id: object) -> str:

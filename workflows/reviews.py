@@ -58,14 +58,16 @@ with workflow.unsafe.imports_passed_through():
         ReviewSettings,
         SubmissionReviewed,
     )
-    from domain.temporal import CO_NEXT_REVIEW_AT, CO_REVIEWS_DUE, CO_STATUS, CO_USER_ID
+    from domain.temporal import (
+        CO_NEXT_REVIEW_AT,
+        CO_REVIEWS_DUE,
+        CO_STATUS,
+        CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
+    )
     from domain.upstream import Verdict
 
-# Projection writes: retry until the database is back; a restart only delays them.
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
-)
-DB_TIMEOUT = timedelta(seconds=15)
 # Telling the main API: transient failures retry with backoff, without end (a due
 # notification must never be lost); a refusal (4xx) is non-retryable and logged.
 NOTIFY_RETRY = RetryPolicy(

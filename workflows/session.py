@@ -23,7 +23,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from workflows import steps
@@ -55,14 +54,11 @@ with workflow.unsafe.imports_passed_through():
         CO_STATUS,
         CO_TRACK_SLUG,
         CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
         Step,
     )
 
-# Projection writes: retry until the database is back; a restart only delays them.
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
-)
-DB_TIMEOUT = timedelta(seconds=15)
 # How long an update waits for its projection before answering with the new state anyway.
 UPDATE_PROJECTION_WAIT = timedelta(seconds=10)
 # A timer closer than this to the idle deadline is not worth starting.

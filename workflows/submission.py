@@ -34,16 +34,13 @@ with workflow.unsafe.imports_passed_through():
         CO_SESSION_ID,
         CO_STATUS,
         CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
         Step,
         session_workflow_id,
     )
     from domain.upstream import Verdict
 
-# Database writes: retry until the database is back; a restart only delays work.
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
-)
-DB_TIMEOUT = timedelta(seconds=15)
 # The API commits the row right after starting the workflow: poll for it quickly,
 # and give up after a while (the POST died before committing).
 RECORD_RETRY = RetryPolicy(
