@@ -21,6 +21,9 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from devservices.testing import serve
+from domain.contracts import (
+    ActivityName,
+)
 from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
@@ -216,7 +219,7 @@ async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
             for _ in range(200):
                 desc = await handle.describe()
                 pending = desc.raw_description.pending_activities
-                if any(p.activity_type.name == "submission.evaluate" for p in pending):
+                if any(p.activity_type.name == ActivityName.SUBMISSION_EVALUATE for p in pending):
                     break
                 await asyncio.sleep(0.05)
             else:

@@ -18,6 +18,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.contracts import (
+    ActivityName,
+)
 from domain.progression import ItemPlan, ModulePlan, SessionPlan, SessionStatus, SessionView
 from domain.sessions import (
     AdvanceRequest,
@@ -59,7 +62,7 @@ class Projections:
     def __init__(self) -> None:
         self.writes: list[SessionProjection] = []
 
-    @activity.defn(name="session.project")
+    @activity.defn(name=ActivityName.SESSION_PROJECT)
     async def project(self, data: SessionProjection) -> bool:
         self.writes.append(data)
         return True
