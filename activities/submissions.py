@@ -1,8 +1,15 @@
 """Activities of SubmissionWorkflow: status writes, evaluation, the result.
 
-``evaluate`` fetches the problem bundle (with hidden tests) from Problem Bank and
-sends it to Eval inside one activity, and returns only the redacted outcome, so
-hidden tests never enter workflow history, a log line or a response.
+``evaluate_and_store`` (the path of runs whose row the API committed first) marks the
+row running, fetches the problem bundle (with hidden tests) from Problem Bank, sends it
+to Eval, writes the redacted result and tells the learner's review schedule, all in one
+activity, and returns only the verdict: hidden tests never enter workflow history, a
+log line or a response. It is idempotent: a retried attempt (a worker killed after the
+write) finds the stored result and does not evaluate again; the result table is unique
+per submission, so there is exactly one result whatever is retried.
+
+``begin``, ``evaluate`` and ``persist_result`` are the same steps one activity each,
+for runs recorded before (their histories must keep replaying and finishing).
 """
 
 from __future__ import annotations
@@ -17,22 +24,34 @@ from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
 from activities.evaluation_status import EvaluationStatus
+from activities.reviews import ReviewActivities
 from activities.upstream import UpstreamClient, bound_server_errors
 from domain.contracts import (
     ActivityName,
     FailureType,
 )
+from domain.reviews import SubmissionReviewed, TellSubmissionInput
 from domain.submissions import (
     BeginInput,
+    EvaluateAndStoreInput,
     EvaluateInput,
     EvaluationOutcome,
     PersistResultInput,
     RetryReason,
+    StoredVerdict,
     SubmissionFacts,
     SubmissionStatus,
     redact_response,
 )
-from domain.upstream import EvalKind, EvalLimits, EvalRequest, EvalResponse, EvalTest, ProblemBundle
+from domain.upstream import (
+    EvalKind,
+    EvalLimits,
+    EvalRequest,
+    EvalResponse,
+    EvalTest,
+    ProblemBundle,
+    Verdict,
+)
 from store import submissions as repo
 from store.models import Submission
 
@@ -98,6 +117,7 @@ class SubmissionActivities:
             deps.http, "Problem Bank", str(settings.problem_bank_base), settings.problem_bank_token
         )
         self._eval = UpstreamClient(deps.http, "Eval", str(settings.eval_base), settings.eval_token)
+        self._reviews = ReviewActivities(deps)
 
     @activity.defn(name=ActivityName.SUBMISSION_BEGIN)
     async def begin(self, data: BeginInput) -> SubmissionFacts:
@@ -117,17 +137,53 @@ class SubmissionActivities:
                 session_id=submission.session_id,
             )
 
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE_AND_STORE)
+    async def evaluate_and_store(self, data: EvaluateAndStoreInput) -> StoredVerdict:
+        async with self._db() as db, db.begin():
+            submission = await repo.claim(db, data.submission_id)
+            stored = (
+                await repo.get_result(db, data.submission_id) if submission is not None else None
+            )
+        if submission is None:
+            raise _missing(data.submission_id)
+        if stored is not None:  # an earlier attempt stored it, then its worker died
+            verdict = Verdict(stored.verdict)
+        else:
+            outcome = await self._evaluated(submission)
+            await self.persist_result(
+                PersistResultInput(
+                    submission_id=data.submission_id,
+                    user_id=data.user_id,
+                    problem_id=data.problem_id,
+                    outcome=outcome,
+                )
+            )
+            verdict = outcome.verdict
+        if verdict != Verdict.internal_error:  # nothing to make or grade a card from
+            await self._reviews.tell_submission(
+                TellSubmissionInput(
+                    user_id=data.user_id,
+                    submission=SubmissionReviewed(
+                        submission_id=data.submission_id,
+                        problem_id=data.problem_id,
+                        verdict=verdict,
+                    ),
+                )
+            )
+        return StoredVerdict(verdict=verdict)
+
     @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def evaluate(self, data: EvaluateInput) -> EvaluationOutcome:
         async with self._db() as db:
             submission = await db.get(Submission, data.submission_id)
         if submission is None:
-            raise ApplicationError(
-                f"submission {data.submission_id} does not exist",
-                type=FailureType.SUBMISSION_MISSING,
-                non_retryable=True,
-            )
-        status = EvaluationStatus(self._db, data.submission_id)
+            raise _missing(data.submission_id)
+        return await self._evaluated(submission)
+
+    async def _evaluated(self, submission: Submission) -> EvaluationOutcome:
+        """Bundle + Eval, with the attempt and retry reason written for the learner; the
+        learner-safe outcome (hidden tests redacted) is all that leaves."""
+        status = EvaluationStatus(self._db, submission.id)
         await status.started()
         try:
             response, kind = await self._ask_eval(submission, status)
@@ -136,7 +192,7 @@ class SubmissionActivities:
         outcome = redact_response(response, kind)
         log.info(
             "submission evaluated",
-            extra={"submission_id": str(data.submission_id), "verdict": outcome.verdict.value},
+            extra={"submission_id": str(submission.id), "verdict": outcome.verdict.value},
         )
         return outcome
 
@@ -173,3 +229,11 @@ class SubmissionActivities:
                 "co_submission_verdicts", "Verdicts stored, by verdict."
             ).with_additional_attributes({"verdict": data.outcome.verdict.value}).add(1)
         return created
+
+
+def _missing(submission_id: object) -> ApplicationError:
+    return ApplicationError(
+        f"submission {submission_id} does not exist",
+        type=FailureType.SUBMISSION_MISSING,
+        non_retryable=True,
+    )

@@ -1,6 +1,10 @@
 """The four fast paths of issue 11, each beside its bare baseline, in one run.
 
-``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]``
+``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]
+[--only a,b] [--env CO_NAME=VALUE ...]``
+
+``--only`` measures some rows (the stack is the same); ``--env`` sets a CO setting for the
+worker and the API (e.g. to compare worker settings in the same conditions).
 
 Starts the same stack as ``bench.tutor_stream`` (Temporal dev server, scratch database,
 dev services, worker, API on free ports) and measures, side by side:
@@ -515,9 +519,13 @@ async def run(args: argparse.Namespace) -> None:
                 "CO_RATE_LIMIT_PER_MINUTE": "100000000",
                 "CO_MAX_SUBMISSIONS_IN_FLIGHT": "1000",
                 "CO_LOG_LEVEL": "WARNING",
+                # Free ports: another stack on this machine may hold the default ones.
+                "CO_API_METRICS_PORT": str(ts.free_port()),
+                "CO_WORKER_METRICS_PORT": str(ts.free_port()),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(dict(item.split("=", 1) for item in args.env))
         dsn = db_url.replace("+asyncpg", "")
         subprocess.run(
             [str(ts.BIN / "alembic"), "upgrade", "head"], cwd=ts.ROOT, env=env, check=True
@@ -549,12 +557,17 @@ async def run(args: argparse.Namespace) -> None:
             tokens = [make_token(private, f"bench-u{i}") for i in range(args.users)]
             print("stack up; measuring…", flush=True)
             rows: list[Row] = []
-            rows += await row_a(api, bank, eval_, token, args.rounds)
-            rows += await row_b(
-                api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
-            )
-            rows += await row_c(api, token, procs, env, args.wrk_seconds)
-            rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
+            only = set(args.only.split(","))
+            if "a" in only:
+                rows += await row_a(api, bank, eval_, token, args.rounds)
+            if "b" in only:
+                rows += await row_b(
+                    api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
+                )
+            if "c" in only:
+                rows += await row_c(api, token, procs, env, args.wrk_seconds)
+            if "d" in only:
+                rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
             print_table(rows)
 
 
@@ -577,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=int, default=200)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--only", default="a,b,c,d", help="rows to measure, e.g. a,b")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="CO_NAME=VALUE", help="a CO setting"
+    )
     args = parser.parse_args(argv)
     asyncio.run(run(args))
     return 0

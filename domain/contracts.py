@@ -64,6 +64,8 @@ class ActivityName:
     SUBMISSION_BEGIN = "submission.begin"
     SUBMISSION_EVALUATE = "submission.evaluate"
     SUBMISSION_PERSIST_RESULT = "submission.persist_result"
+    # bundle + Eval + result write (+ telling the review schedule) as one activity
+    SUBMISSION_EVALUATE_AND_STORE = "submission.evaluate_and_store"
     TUTOR_BEGIN = "tutor.begin"
     TUTOR_STREAM = "tutor.stream"
     TUTOR_FINISH = "tutor.finish"

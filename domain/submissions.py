@@ -132,11 +132,27 @@ class SubmissionPage(BaseModel):
 
 
 class SubmissionInput(BaseModel):
-    """Ids only: the API starts the workflow *before* it writes the row, so a crash in
-    between leaves a workflow that gives up cleanly, never a row nobody evaluates."""
+    """Ids and the facts the workflow needs; never code or an answer.
+
+    The API commits the row *before* it starts the workflow and passes the row's facts
+    (``problem_id``, ``kind``, ``session_id``), so the workflow goes straight to the
+    evaluation. Histories recorded when the API started the workflow first carry ids
+    only (the facts are then ``None``) and read them from the row (``submission.begin``).
+    """
 
     submission_id: uuid.UUID
     user_id: str
+    problem_id: str | None = None
+    kind: EvalKind | None = None
+    session_id: uuid.UUID | None = None
+
+    def facts(self) -> SubmissionFacts | None:
+        """The row's facts when the API passed them (it committed the row first)."""
+        if self.problem_id is None or self.kind is None:
+            return None
+        return SubmissionFacts(
+            problem_id=self.problem_id, kind=self.kind, session_id=self.session_id
+        )
 
 
 class BeginInput(BaseModel):
@@ -167,6 +183,22 @@ class EvaluationOutcome(BaseModel):
     @property
     def passed(self) -> int:
         return sum(1 for t in self.tests if t.passed)
+
+
+class EvaluateAndStoreInput(BaseModel):
+    """``submission.evaluate_and_store``: evaluate, store the result and tell the
+    learner's review schedule, in one idempotent activity."""
+
+    submission_id: uuid.UUID
+    user_id: str
+    problem_id: str
+
+
+class StoredVerdict(BaseModel):
+    """What ``submission.evaluate_and_store`` returns: the verdict only (the redacted
+    result is in PostgreSQL), so history stays small and holds nothing of the tests."""
+
+    verdict: Verdict
 
 
 class PersistResultInput(BaseModel):

@@ -16,6 +16,16 @@ from store.models import Result, Submission
 
 _TERMINAL = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
 
+# A row the API recorded but could not hand to Temporal (the start failed after the
+# commit): ``failed`` without a verdict. Only that state is provisional: a retried POST
+# with the same Idempotency-Key queues it again, and a workflow that did start after all
+# (an ambiguous start error) still evaluates it and its result replaces the mark.
+_NOT_STARTED = and_(
+    Submission.status == SubmissionStatus.failed.value, Submission.verdict.is_(None)
+)
+# Rows a result may still be written to: not finished, or only marked "not started".
+_OPEN = or_(Submission.status.not_in(_TERMINAL), _NOT_STARTED)
+
 
 async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> Submission:
     """Insert a submission unless its id (or user + idempotency key) exists; return the row."""
@@ -111,6 +121,40 @@ async def set_status(
     )
 
 
+async def claim(db: AsyncSession, submission_id: uuid.UUID) -> Submission | None:
+    """Mark the submission ``running`` (unless it is finished) and return the row:
+    the evaluation's first step, one transaction with no wait for anybody's commit."""
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, _OPEN)
+        .values(status=SubmissionStatus.running.value, failure_reason=None, updated_at=func.now())
+    )
+    return await db.get(Submission, submission_id, populate_existing=True)
+
+
+def is_not_started(row: Submission) -> bool:
+    return row.status == SubmissionStatus.failed.value and row.verdict is None
+
+
+async def mark_not_started(db: AsyncSession, submission_id: uuid.UUID, reason: str) -> None:
+    """The API could not start the submission's workflow: take the queued row out of the
+    in-flight count with a reason. A workflow that started after all overrides it."""
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, Submission.status == SubmissionStatus.queued.value)
+        .values(status=SubmissionStatus.failed.value, failure_reason=reason, updated_at=func.now())
+    )
+
+
+async def requeue_not_started(db: AsyncSession, submission_id: uuid.UUID) -> None:
+    """A retried POST (same Idempotency-Key) of a submission that was never started."""
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, _NOT_STARTED)
+        .values(status=SubmissionStatus.queued.value, failure_reason=None, updated_at=func.now())
+    )
+
+
 async def save_result(
     db: AsyncSession, submission_id: uuid.UUID, outcome: EvaluationOutcome, *, failed: bool
 ) -> bool:
@@ -136,7 +180,7 @@ async def save_result(
     status = SubmissionStatus.failed if failed else SubmissionStatus.completed
     await db.execute(
         update(Submission)
-        .where(Submission.id == submission_id, Submission.status.not_in(_TERMINAL))
+        .where(Submission.id == submission_id, _OPEN)
         .values(
             status=status.value,
             verdict=outcome.verdict.value,

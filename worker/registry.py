@@ -36,6 +36,7 @@ def activities(deps: ActivityDeps) -> Sequence[Callable[..., Any]]:
     tutor = TutorActivities(deps)
     reviews = ReviewActivities(deps)
     return [
+        submissions.evaluate_and_store,
         submissions.begin,
         submissions.evaluate,
         submissions.persist_result,

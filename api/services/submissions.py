@@ -1,9 +1,30 @@
 """Creating and reading submissions.
 
-The POST writes the row, starts ``SubmissionWorkflow`` (ids only, ``USE_EXISTING``)
-and only then commits. A crash before the commit leaves no row and a workflow that
-gives up cleanly; a retried POST with the same ``Idempotency-Key`` maps to the same
-submission id, finds the same workflow and never evaluates twice.
+One owner per row: the POST commits the submission row *first*, then starts
+``SubmissionWorkflow`` with the row's facts (ids, problem, kind, session), so the
+workflow never waits for the API's commit; from then on only the workflow's activities
+write the row. The workflow id is derived from the submission id, which a given
+``Idempotency-Key`` fixes, and the start uses ``USE_EXISTING`` (attach to a running
+run) and ``REJECT_DUPLICATE`` (never a second run once finished): starting it again is
+always safe and never evaluates twice.
+
+When the start fails after the commit (Temporal unreachable: ``503
+dependency-unavailable`` naming it), the row is marked ``failed`` with no verdict and a
+reason ("not started") in a second transaction, so it neither stays queued for ever
+nor holds one of the learner's in-flight slots:
+
+- with an ``Idempotency-Key``, a retried POST puts that row back in the queue and
+  starts the workflow: the answer the learner gets is the evaluation of the first POST;
+- without one, the learner submits again (a new submission); the old row stays
+  ``failed`` with its reason;
+- a start that *did* succeed although the call failed (a timeout after the server
+  accepted it) still runs: its activity treats "not started" as provisional, marks the
+  row running and stores the verdict, which replaces the mark. A retry then attaches
+  to that run (or, finished, is answered from the row).
+
+A process that dies between the commit and the start (no error to react to) leaves a
+``queued`` row: a retry with the key starts it; without a key it stays queued and
+counts as in flight, which the per-user cap bounds.
 """
 
 from __future__ import annotations
@@ -12,9 +33,10 @@ import asyncio
 import hashlib
 import json
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     WorkflowIDConflictPolicy,
@@ -25,11 +47,12 @@ from api.auth import Principal
 from api.errors import NotFound, PayloadTooLarge, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
-from api.problem_types import IdempotencyKeyReused
+from api.problem_types import DependencyUnavailable, IdempotencyKeyReused
 from api.services import session_rules as sessions_rules
 from api.temporal import start_workflow as temporal_start
 from domain.contracts import (
     CO_PROBLEM_ID,
+    CO_SESSION_ID,
     CO_STATUS,
     CO_USER_ID,
     WorkflowName,
@@ -98,21 +121,39 @@ def _check_body(body: SubmissionCreate, kind: EvalKind, settings: Settings) -> N
 IN_FLIGHT_RETRY_AFTER_SECONDS = 5
 
 
+NOT_STARTED_REASON = (
+    "The submission was recorded but could not be started because the evaluation service "
+    "was unreachable; it was not your fault. Send it again (with the same Idempotency-Key "
+    "to resume this one)."
+)
+
+
 async def start_workflow(
-    temporal: Client, settings: Settings, submission_id: uuid.UUID, user_id: str, problem_id: str
-) -> None:
-    # A workflow that already ran to completion is no error: the stored result is the answer.
-    await temporal_start(
+    temporal: Client, settings: Settings, row: Submission
+) -> WorkflowHandle[Any, Any] | None:
+    """Start (or find) the row's workflow; ``None`` when it already finished (the stored
+    result is then the answer). Every attribute an operator filters on is set here, once,
+    so the workflow itself only says how far it got."""
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(CO_USER_ID, row.user_id),
+        SearchAttributePair(CO_PROBLEM_ID, row.problem_id),
+        SearchAttributePair(CO_STATUS, SubmissionStatus.queued.value),
+    ]
+    if row.session_id is not None:
+        attributes.append(SearchAttributePair(CO_SESSION_ID, str(row.session_id)))
+    return await temporal_start(
         temporal,
         WorkflowName.SUBMISSION,
-        SubmissionInput(submission_id=submission_id, user_id=user_id),
-        id=submission_workflow_id(submission_id),
+        SubmissionInput(
+            submission_id=row.id,
+            user_id=row.user_id,
+            problem_id=row.problem_id,
+            kind=EvalKind(row.kind),
+            session_id=row.session_id,
+        ),
+        id=submission_workflow_id(row.id),
         task_queue=settings.temporal_task_queue,
-        attributes=[
-            SearchAttributePair(CO_USER_ID, user_id),
-            SearchAttributePair(CO_PROBLEM_ID, problem_id),
-            SearchAttributePair(CO_STATUS, SubmissionStatus.queued.value),
-        ],
+        attributes=attributes,
         unavailable="submissions cannot be evaluated right now",
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A finished evaluation is never run again for the same id.
@@ -156,9 +197,8 @@ async def create(
                 headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)},
             )
 
-    # Insert (uncommitted), start the workflow, then commit: a crash before the commit
-    # rolls the row back and leaves a workflow that gives up on its own; once committed,
-    # the row always has its workflow. A concurrent retry with the same key waits on the
+    # Insert and commit, then start the workflow (the module docstring says why and what
+    # happens when the start fails). A concurrent retry with the same key waits on the
     # unique index and then sees this row.
     row = await repo.insert_if_absent(
         db,
@@ -180,17 +220,30 @@ async def create(
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request body"
         )
-    await start_workflow(temporal, settings, submission_id, principal.user_id, body.problem_id)
-    await db.commit()  # the workflow is waiting for this row
+    if repo.is_not_started(row):  # a retry of a POST whose start failed: start it now
+        await repo.requeue_not_started(db, submission_id)
+        await db.refresh(row)
+    await db.commit()
 
-    if wait_seconds > 0 and row.status not in ("completed", "failed"):
-        handle = temporal.get_workflow_handle(submission_workflow_id(submission_id))
+    handle = None
+    if row.status not in _FINISHED:  # a finished one is answered from its row
+        try:
+            handle = await start_workflow(temporal, settings, row)
+        except DependencyUnavailable:
+            await repo.mark_not_started(db, submission_id, NOT_STARTED_REASON)
+            await db.commit()
+            raise
+
+    if wait_seconds > 0 and handle is not None:
         try:
             await asyncio.wait_for(handle.result(), wait_seconds)
         except (TimeoutError, WorkflowFailureError):
             pass
         await db.refresh(row)
     return await to_out(db, row)
+
+
+_FINISHED = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
 
 
 def _result_out(result: Result, kind: EvalKind) -> ResultOut:

@@ -66,7 +66,7 @@ async def test_an_accepted_submission_becomes_a_card_due_in_the_future(
     assert stats.json()["total_cards"] == 1
     assert stats.json()["streak_days"] == 1
     await record_history(
-        stack.temporal, f"submission-{submission['id']}", "submission_tells_reviews"
+        stack.temporal, f"submission-{submission['id']}", "submission_one_activity_tells_reviews"
     )
 
 

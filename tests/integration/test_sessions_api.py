@@ -188,7 +188,7 @@ async def test_a_learner_completes_the_math_track_by_mastery(
     # Signals, refused and accepted updates, projections: a history worth replaying.
     await record_history(stack.temporal, f"session-{sid}", "session_completed_math_track")
     await record_history(
-        stack.temporal, f"submission-{result['id']}", "submission_accepted_in_session"
+        stack.temporal, f"submission-{result['id']}", "submission_one_activity_in_session"
     )
 
     listed = (await client.get("/v1/sessions", headers=auth)).json()["items"]

@@ -115,7 +115,7 @@ async def test_a_submission_waiting_on_a_down_eval_is_found_by_the_runbook_query
         workflow_id, result_type=SubmissionOutcome
     ).result()
     assert result.verdict == Verdict.accepted
-    await record_history(bent.stack.temporal, workflow_id, "submission_eval_down_with_step")
+    await record_history(bent.stack.temporal, workflow_id, "submission_one_activity_eval_down")
     ids = [wf.id async for wf in bent.stack.temporal.list_workflows(runbook_query("eval"))]
     assert workflow_id not in ids
 

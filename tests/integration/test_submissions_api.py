@@ -270,3 +270,37 @@ async def test_sandbox_escapes_are_contained(stack: Stack, auth: dict[str, str],
     assert body["status"] == "completed", body
     assert body["verdict"] != "accepted", (name, body["result"])
     assert "CO_INTERNAL_TOKEN" not in json.dumps(body)
+
+
+async def test_a_submission_is_one_activity_and_two_workflow_tasks(
+    stack: Stack, auth: dict[str, str]
+) -> None:
+    """The API commits the row and passes its facts, so the run does not wait for it:
+    one activity evaluates and stores, two search-attribute upserts, two workflow tasks
+    (no session to signal). Each extra round trip through Temporal costs tens of ms."""
+    from temporalio.api.enums.v1 import EventType
+
+    from domain.contracts import ActivityName
+
+    r = await submit(stack.client, auth, {"problem_id": MATH_EXPR_PROBLEM, "answer": "0"})
+    assert r.json()["status"] == "completed", r.text
+    history = await stack.temporal.get_workflow_handle(
+        f"submission-{r.json()['id']}"
+    ).fetch_history()
+    kinds = [e.event_type for e in history.events]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == [ActivityName.SUBMISSION_EVALUATE_AND_STORE]
+    assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 2
+    # The SDK adds one upsert of its own (TemporalChangeVersion) for the patch.
+    ours = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    assert [names for names in ours if names != {"TemporalChangeVersion"}] == [
+        {"CoStatus", "CoStep", "CoStepSince"}
+    ] * 2

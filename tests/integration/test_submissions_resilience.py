@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
 from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
-from tests.support import FaultyProxy, record_history
+from tests.support import FaultyProxy, TcpProxy, record_history
 
 
 async def _with_faulty_eval(
@@ -62,7 +62,9 @@ async def test_eval_503_twice_then_the_right_verdict(
         assert proxy.calls == 4
         assert proxy.forwarded == 1
         sid = r.json()["id"]
-        await record_history(iso.temporal, f"submission-{sid}", "submission_eval_retried")
+        await record_history(
+            iso.temporal, f"submission-{sid}", "submission_one_activity_eval_retried"
+        )
 
 
 async def test_eval_400_ends_in_internal_error_promptly(
@@ -80,7 +82,9 @@ async def test_eval_400_ends_in_internal_error_promptly(
         assert proxy.calls == 1  # not retried
         assert time.monotonic() - started < 15
         sid = body["id"]
-        await record_history(iso.temporal, f"submission-{sid}", "submission_internal_error")
+        await record_history(
+            iso.temporal, f"submission-{sid}", "submission_one_activity_internal_error"
+        )
 
 
 async def test_eval_500_is_retried_three_times_then_internal_error(
@@ -169,7 +173,9 @@ async def test_hidden_test_markers_never_leave_the_service(
     for marker in SECRET_MARKERS:
         for text in texts:
             assert str(marker) not in text
-    await record_history(stack.temporal, f"submission-{sid}", "submission_runtime_error")
+    await record_history(
+        stack.temporal, f"submission-{sid}", "submission_one_activity_runtime_error"
+    )
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
@@ -219,7 +225,10 @@ async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
             for _ in range(200):
                 desc = await handle.describe()
                 pending = desc.raw_description.pending_activities
-                if any(p.activity_type.name == ActivityName.SUBMISSION_EVALUATE for p in pending):
+                if any(
+                    p.activity_type.name == ActivityName.SUBMISSION_EVALUATE_AND_STORE
+                    for p in pending
+                ):
                     break
                 await asyncio.sleep(0.05)
             else:
@@ -273,25 +282,145 @@ async def test_worker_drains_and_exits_0_on_sigterm(
             restarted.wait(30)
 
 
-async def test_a_post_that_died_after_starting_the_workflow_is_finished_by_its_retry(
+async def test_a_run_started_by_an_older_api_waits_for_its_row_and_evaluates_it_once(
     stack: Stack, auth: dict[str, str], user_id: str
 ) -> None:
-    """The API starts the workflow before it writes the row; if it dies in between, the
-    client's retry (same Idempotency-Key) writes the row and the waiting workflow
-    evaluates it, once."""
-    from api.services.submissions import start_workflow
-    from domain.submissions import submission_id_for_key
+    """Before the API committed first, it started the workflow with ids only and wrote the
+    row after; such a run (no facts in its input) still waits for its row, and the
+    client's retry (same Idempotency-Key) attaches to it: one run, one evaluation."""
+    from domain.contracts import WorkflowName, submission_workflow_id
+    from domain.submissions import SubmissionInput, submission_id_for_key
 
     key = f"k-{uuid.uuid4()}"
     sid = submission_id_for_key(user_id, key)
-    # What the first POST managed before it "crashed": only the workflow start.
-    await start_workflow(stack.temporal, stack.settings, sid, user_id, "py-sum-evens")
+    # What the first POST of an older API managed before it "crashed": only the start.
+    await stack.temporal.start_workflow(
+        WorkflowName.SUBMISSION,
+        SubmissionInput(submission_id=sid, user_id=user_id),
+        id=submission_workflow_id(sid),
+        task_queue=stack.settings.temporal_task_queue,
+    )
     await asyncio.sleep(1.0)  # the workflow is now waiting for its row
     r = await submit(stack.client, auth, code_body(SUM_OK), extra={"Idempotency-Key": key})
     assert r.json()["id"] == str(sid)
     assert r.json()["verdict"] == "accepted"
     runs = [w async for w in stack.temporal.list_workflows(f"WorkflowId = 'submission-{sid}'")]
     assert len(runs) == 1
+    history = await stack.temporal.get_workflow_handle(f"submission-{sid}").fetch_history()
+    assert ActivityName.SUBMISSION_BEGIN in history.to_json()
+
+
+@pytest.fixture
+async def temporal_cut(stack: Stack, stack_args: Any) -> AsyncIterator[tuple[Stack, TcpProxy]]:
+    """An API whose Temporal sits behind a TCP proxy the test cuts (the worker and the
+    test's own client reach Temporal directly)."""
+    make_settings, temporal, devservices = stack_args
+    host, _, port = stack.settings.temporal_address.rpartition(":")
+    proxy = TcpProxy(host or "127.0.0.1", int(port))
+    await proxy.start()
+    try:
+        async with isolated_stack(
+            make_settings, temporal, devservices, temporal_address=f"127.0.0.1:{proxy.port}"
+        ) as iso:
+            yield iso, proxy
+    finally:
+        await proxy.cut()
+
+
+async def test_a_start_that_fails_after_the_commit_answers_503_and_its_retry_resumes_it(
+    temporal_cut: tuple[Stack, TcpProxy], auth: dict[str, str], user_id: str
+) -> None:
+    """The row is committed before the start. Temporal unreachable: 503 naming it, and
+    the row is failed "not started" (no verdict, out of the in-flight count). The retry
+    with the same Idempotency-Key starts it: one run, one result."""
+    iso, proxy = temporal_cut
+    await proxy.cut()
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    r = await submit(iso.client, auth, code_body(SUM_OK), extra=key)
+    assert r.status_code == 503, r.text
+    assert "temporal" in r.json()["detail"]
+    assert int(r.headers["retry-after"]) > 0
+    mine = (await iso.client.get("/v1/submissions", headers=auth)).json()["items"]
+    assert len(mine) == 1
+    sid = mine[0]["id"]
+    assert mine[0]["status"] == "failed"
+    assert mine[0]["verdict"] is None
+    assert "could not be started" in mine[0]["failure_reason"]
+
+    await proxy.start()
+    again = await submit(iso.client, auth, code_body(SUM_OK), extra=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == sid
+    assert again.json()["verdict"] == "accepted"
+    assert again.json()["failure_reason"] is None
+    runs = [w async for w in iso.temporal.list_workflows(f"WorkflowId = 'submission-{sid}'")]
+    assert len(runs) == 1
+    async with iso.app.state.resources.sessionmaker() as db:
+        n = await db.scalar(
+            select(func.count()).select_from(Result).where(Result.submission_id == uuid.UUID(sid))
+        )
+    assert n == 1
+
+
+async def test_a_start_without_a_key_that_fails_leaves_a_failed_row_and_a_new_post_works(
+    temporal_cut: tuple[Stack, TcpProxy], auth: dict[str, str]
+) -> None:
+    iso, proxy = temporal_cut
+    await proxy.cut()
+    r = await submit(iso.client, auth, code_body(SUM_OK))
+    assert r.status_code == 503, r.text
+    await proxy.start()
+    ok = await submit(iso.client, auth, code_body(SUM_OK))
+    assert ok.json()["verdict"] == "accepted"
+    mine = (await iso.client.get("/v1/submissions", headers=auth)).json()["items"]
+    assert [(m["status"], m["verdict"]) for m in mine] == [
+        ("completed", "accepted"),
+        ("failed", None),
+    ]
+
+
+async def test_a_start_that_reached_temporal_despite_its_error_still_stores_the_verdict(
+    stack: Stack, auth: dict[str, str], user_id: str
+) -> None:
+    """The API marked the row "not started" (its start call failed) but the server had
+    started the run: the run evaluates it and its verdict replaces the mark; a retried
+    POST attaches to that run."""
+    from api.services.submissions import NOT_STARTED_REASON, start_workflow
+    from store import submissions as repo
+
+    key = f"k-{uuid.uuid4()}"
+    first = await submit(
+        stack.client, auth, code_body(SUM_OK), wait=False, extra={"Idempotency-Key": key}
+    )
+    sid = uuid.UUID(first.json()["id"])
+    await finished(stack.client, auth, str(sid))
+    # Replay the ambiguous case on a second row: committed, marked, and yet started.
+    key2 = f"k-{uuid.uuid4()}"
+    async with stack.app.state.resources.sessionmaker() as db, db.begin():
+        row = await repo.insert_if_absent(
+            db,
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "problem_id": "py-sum-evens",
+                "kind": "python",
+                "language": "python",
+                "code": SUM_OK,
+                "idempotency_key": key2,
+                "request_hash": "not-compared-here",
+                "status": "queued",
+            },
+        )
+        await repo.mark_not_started(db, row.id, NOT_STARTED_REASON)
+    handle = await start_workflow(stack.temporal, stack.settings, row)
+    assert handle is not None
+    await handle.result()
+    body = (await stack.client.get(f"/v1/submissions/{row.id}", headers=auth)).json()
+    assert (body["status"], body["verdict"], body["failure_reason"]) == (
+        "completed",
+        "accepted",
+        None,
+    )
 
 
 async def test_one_learner_cannot_hold_every_evaluation_slot(
