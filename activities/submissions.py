@@ -140,10 +140,10 @@ class SubmissionActivities:
     @activity.defn(name=ActivityName.SUBMISSION_EVALUATE_AND_STORE)
     async def evaluate_and_store(self, data: EvaluateAndStoreInput) -> StoredVerdict:
         async with self._db() as db, db.begin():
-            submission = await repo.claim(db, data.submission_id)
-            stored = (
-                await repo.get_result(db, data.submission_id) if submission is not None else None
-            )
+            submission, is_open = await repo.claim(db, data.submission_id)
+            stored = None
+            if submission is not None and not is_open:
+                stored = await repo.get_result(db, data.submission_id)
         if submission is None:
             raise _missing(data.submission_id)
         if stored is not None:  # an earlier attempt stored it, then its worker died

@@ -35,6 +35,7 @@ from domain.settings import Settings, SettingsError, get_settings
 from ops.temporal import connect, tls_config
 from ops.tracing import provider_from_settings, temporal_interceptors
 from store.db import make_engine, make_sessionmaker
+from worker.in_process import workflow_worker
 
 log = logging.getLogger("co.api")
 
@@ -111,7 +112,17 @@ def create_app(
             verifier=verifier,
         )
         try:
-            yield
+            resources = app.state.resources
+
+            def use(client: Client) -> None:  # starts now go through the worker's client
+                resources.temporal = client
+
+            async with workflow_worker(
+                settings,
+                lambda: connect(settings, interceptors=temporal_interceptors(tracer_provider)),
+                use,
+            ):
+                yield
         finally:
             metrics.stop()
             await redis.aclose()

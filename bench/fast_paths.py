@@ -45,7 +45,8 @@ from typing import Any
 import asyncpg
 import httpx
 from temporalio import activity, workflow
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
 from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -98,10 +99,68 @@ class Row:
 # --------------------------------------------------------------------------- (a)
 
 
-async def row_a(api: str, bank: str, eval_: str, token: str, rounds: int) -> list[Row]:
+_WT = (
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+)
+_ACT = (
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+)
+
+
+def history_phases(history: WorkflowHistory) -> dict[str, float]:
+    """Where one run's time went, in ms, from its event timestamps: each workflow task
+    and activity split into waiting (scheduled -> started: matching, pollers, a worker
+    slot) and running (started -> completed), and the whole run."""
+    out: dict[str, float] = {}
+    marks: dict[tuple[str, int], list[float]] = {}
+    counts = {"workflow task": 0, "activity": 0}
+    for event in history.events:
+        at = event.event_time.ToNanoseconds() / 1e6
+        for name, kinds in (("workflow task", _WT), ("activity", _ACT)):
+            if event.event_type in kinds:
+                step = kinds.index(event.event_type)
+                if step == 0:
+                    counts[name] += 1
+                marks.setdefault((name, counts[name]), []).append(at)
+    for (name, n), times in marks.items():
+        if len(times) == 3:
+            out[f"{name} {n} wait"] = times[1] - times[0]
+            out[f"{name} {n} run"] = times[2] - times[1]
+    events = history.events
+    out["run (started -> closed)"] = (
+        events[-1].event_time.ToNanoseconds() - events[0].event_time.ToNanoseconds()
+    ) / 1e6
+    return out
+
+
+async def profile_rows(temporal: str, workflow_ids: list[str], e2e_p50: float) -> list[Row]:
+    """Medians of ``history_phases`` over the row's submissions, and what is left of the
+    end-to-end time outside the run (the API's work, the start and the result wait)."""
+    client = await Client.connect(temporal)
+    phases: dict[str, list[float]] = {}
+    for wid in workflow_ids:
+        for k, v in history_phases(await client.get_workflow_handle(wid).fetch_history()).items():
+            phases.setdefault(k, []).append(v)
+    rows = [
+        Row(f"(a)   profile: {k}", f"{statistics.median(v):.1f} ms", "", "median")
+        for k, v in phases.items()
+    ]
+    run = statistics.median(phases["run (started -> closed)"])
+    rows.append(Row("(a)   profile: outside the run", f"{e2e_p50 - run:.1f} ms", "", "p50 - run"))
+    return rows
+
+
+async def row_a(
+    api: str, bank: str, eval_: str, token: str, rounds: int, temporal: str
+) -> list[Row]:
     internal = {INTERNAL_TOKEN_HEADER: ts.INTERNAL_TOKEN}
     e2e: list[float] = []
     upstream: list[float] = []
+    workflow_ids: list[str] = []
     async with httpx.AsyncClient(timeout=60) as http:
 
         async def direct() -> float:
@@ -123,6 +182,7 @@ async def row_a(api: str, bank: str, eval_: str, token: str, rounds: int) -> lis
             elapsed = time.perf_counter() - start
             if got.status_code != 200:
                 raise RuntimeError(f"submission not evaluated within the wait: {got.text}")
+            workflow_ids.append(f"submission-{got.json()['id']}")
             return elapsed
 
         await direct()
@@ -149,6 +209,7 @@ async def row_a(api: str, bank: str, eval_: str, token: str, rounds: int) -> lis
             f"{base99:.1f} ms",
             f"overhead {co99 - base99:.1f} ms (goal <= 150)",
         ),
+        *await profile_rows(temporal, workflow_ids[1:], co50),
     ]
 
 
@@ -559,7 +620,9 @@ async def run(args: argparse.Namespace) -> None:
             rows: list[Row] = []
             only = set(args.only.split(","))
             if "a" in only:
-                rows += await row_a(api, bank, eval_, token, args.rounds)
+                rows += await row_a(
+                    api, bank, eval_, token, args.rounds, env["CO_TEMPORAL_ADDRESS"]
+                )
             if "b" in only:
                 rows += await row_b(
                     api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     # (a review schedule per learner): caching them all would cost memory for nothing,
     # a woken one replays its short history. See bench/reviews_sleeping.py.
     worker_max_cached_workflows: int = Field(default=500, ge=0)
+    # Task slots of one worker process (see bench/fast_paths.py and README "Benchmarks").
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
+    worker_max_concurrent_activities: int = Field(default=50, ge=1)
+    # Run a workflows-only worker inside the API so submissions start eagerly
+    # (``worker/in_process.py``); activities always run in the worker service.
+    api_workflow_worker: bool = False
 
     # The HTTP edge.
     cors_origins: Annotated[list[str], NoDecode] = Field(

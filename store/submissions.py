@@ -121,15 +121,21 @@ async def set_status(
     )
 
 
-async def claim(db: AsyncSession, submission_id: uuid.UUID) -> Submission | None:
-    """Mark the submission ``running`` (unless it is finished) and return the row:
-    the evaluation's first step, one transaction with no wait for anybody's commit."""
-    await db.execute(
+async def claim(db: AsyncSession, submission_id: uuid.UUID) -> tuple[Submission | None, bool]:
+    """Mark the submission ``running`` unless it is finished; returns the row and whether
+    it was still open. The evaluation's first step: one statement, and no wait for
+    anybody's commit. An open row has no result (the result and the row's final status
+    are written in one transaction), so only a finished one needs its result read."""
+    opened = await db.scalar(
         update(Submission)
         .where(Submission.id == submission_id, _OPEN)
         .values(status=SubmissionStatus.running.value, failure_reason=None, updated_at=func.now())
+        .returning(Submission),
+        execution_options={"populate_existing": True},
     )
-    return await db.get(Submission, submission_id, populate_existing=True)
+    if opened is not None:
+        return opened, True
+    return await db.get(Submission, submission_id, populate_existing=True), False
 
 
 def is_not_started(row: Submission) -> bool:

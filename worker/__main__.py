@@ -42,7 +42,8 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         activities=list(activities(deps)),
         interceptors=[LogContextInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
-        max_concurrent_activities=50,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_cached_workflows=settings.worker_max_cached_workflows,
     )
 

@@ -158,6 +158,9 @@ async def start_workflow(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A finished evaluation is never run again for the same id.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # The first workflow task comes back in the answer when this process runs a
+        # worker on the queue (CO_API_WORKFLOW_WORKER); otherwise the SDK drops the flag.
+        request_eager_start=True,
     )
 
 

@@ -28,7 +28,7 @@ from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
 from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
-from tests.support import FaultyProxy, TcpProxy, record_history
+from tests.support import FaultyProxy, TcpProxy, eventually, record_history
 
 
 async def _with_faulty_eval(
@@ -454,3 +454,97 @@ async def test_one_learner_cannot_hold_every_evaluation_slot(
         assert (await submit(iso.client, other, code_body(SUM_OK), wait=False)).status_code == 202
         for sid in ids:
             await iso.temporal.get_workflow_handle(f"submission-{sid}").terminate("test over")
+
+
+async def test_a_retried_evaluate_and_store_finds_the_stored_result_and_asks_eval_nothing(
+    stack: Stack, stack_args: Any, auth: dict[str, str], user_id: str
+) -> None:
+    """A worker killed after the result write but before the activity completed: the
+    next attempt answers from the stored result, without calling Eval again, and there
+    is still exactly one result."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.submissions import SubmissionActivities
+    from domain.submissions import EvaluateAndStoreInput
+    from worker.__main__ import close_deps, make_deps
+
+    make_settings, temporal, devservices = stack_args
+    async with AsyncExitStack() as es:
+        proxy = FaultyProxy(devservices.eval)
+        url = await es.enter_async_context(serve(proxy))
+        # No worker: the test runs the activity itself, twice.
+        iso = await es.enter_async_context(
+            isolated_stack(make_settings, temporal, devservices, eval_base=url, with_worker=False)
+        )
+        r = await submit(iso.client, auth, code_body(SUM_OK), wait=False)
+        sid = uuid.UUID(r.json()["id"])
+        await iso.temporal.get_workflow_handle(f"submission-{sid}").terminate("test drives it")
+        deps = make_deps(iso.settings)
+        es.push_async_callback(close_deps, deps)
+        acts = SubmissionActivities(deps)
+        env = ActivityEnvironment(client=iso.temporal)
+        data = EvaluateAndStoreInput(submission_id=sid, user_id=user_id, problem_id="py-sum-evens")
+        env.info = dataclasses.replace(
+            env.info, attempt=1, task_queue=iso.settings.temporal_task_queue
+        )
+        first = await env.run(acts.evaluate_and_store, data)
+        assert first.verdict == "accepted"
+        assert proxy.forwarded == 1
+        proxy.faults = [400] * 5  # Eval would now refuse: a second evaluation would show
+        env.info = dataclasses.replace(env.info, attempt=2)
+        again = await env.run(acts.evaluate_and_store, data)
+        assert again == first
+        assert proxy.calls == 1
+        async with iso.app.state.resources.sessionmaker() as db:
+            n = await db.scalar(
+                select(func.count()).select_from(Result).where(Result.submission_id == sid)
+            )
+        assert n == 1
+
+
+async def test_the_api_can_run_the_workflows_itself_and_start_submissions_eagerly(
+    stack: Stack, stack_args: Any, auth: dict[str, str]
+) -> None:
+    """CO_API_WORKFLOW_WORKER: the API runs every workflow task (here no other process
+    polls for them), the worker service only the activities; the first workflow task
+    comes back in the start call, and the in-process worker stops with the API."""
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.worker import Worker
+
+    from worker.__main__ import close_deps, make_deps
+    from worker.registry import activities
+
+    make_settings, temporal, devservices = stack_args
+    async with AsyncExitStack() as es:
+        iso = await es.enter_async_context(
+            isolated_stack(
+                make_settings, temporal, devservices, with_worker=False, api_workflow_worker=True
+            )
+        )
+        deps = make_deps(iso.settings)
+        es.push_async_callback(close_deps, deps)
+        await es.enter_async_context(
+            Worker(
+                temporal,
+                task_queue=iso.settings.temporal_task_queue,
+                activities=list(activities(deps)),
+            )
+        )
+
+        async def connected() -> bool:
+            return iso.app.state.resources.temporal is not iso.temporal
+
+        await eventually(connected, timeout=20)
+        r = await submit(iso.client, auth, {"problem_id": "math-derivative-product", "answer": "0"})
+        assert r.json()["status"] == "completed", r.text
+        history = await temporal.get_workflow_handle(f"submission-{r.json()['id']}").fetch_history()
+        started = [
+            e.workflow_task_started_event_attributes.request_id
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+        ]
+        first = history.events[0].workflow_execution_started_event_attributes
+        assert first.eager_execution_accepted
+        assert len(started) == 2
