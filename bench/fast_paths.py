@@ -371,10 +371,44 @@ async def co_load(api: str, db_dsn: str, tokens: list[str], n: int) -> tuple[flo
     return n / (time.perf_counter() - start), posted
 
 
+_TASK_COUNT = re.compile(
+    r"^temporal_(workflow_task|activity)_execution_latency(?:_seconds)?_count\{([^}]*)\} (\S+)$",
+    re.MULTILINE,
+)
+
+
+async def task_counts(metrics_url: str) -> dict[str, float]:
+    """Workflow tasks and activities the worker has run, by type (its SDK metrics)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(metrics_url)).text
+    out: dict[str, float] = {}
+    for kind, labels, value in _TASK_COUNT.findall(text):
+        found = re.search(r'(?:workflow|activity)_type="([^"]+)"', labels)
+        name = f"{'workflow tasks' if kind == 'workflow_task' else 'activities'} "
+        name += found.group(1) if found else "?"
+        out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
 async def row_b(
-    api: str, temporal: str, bank: str, eval_: str, db_dsn: str, tokens: list[str], n: int
+    api: str,
+    temporal: str,
+    bank: str,
+    eval_: str,
+    db_dsn: str,
+    tokens: list[str],
+    n: int,
+    worker_metrics: str,
 ) -> list[Row]:
+    before = await task_counts(worker_metrics)
     co_rate, _ = await co_load(api, db_dsn, tokens, n)
+    after = await task_counts(worker_metrics)
+    # What one submission costs the worker service (the review schedule's tasks included).
+    per_submission = [
+        Row(f"(b)   per submission: {k}", f"{(v - before.get(k, 0.0)) / n:.2f}", "", "worker")
+        for k, v in sorted(after.items())
+        if v - before.get(k, 0.0) > 0
+    ]
     client = await Client.connect(temporal)
     acts = BareActivities(bank, eval_, db_dsn)
     await acts.open()
@@ -411,6 +445,7 @@ async def row_b(
             f"{loc_rate:.1f} /s (p50 {loc_p50 * 1000:.0f} ms loaded)",
             f"x{co_rate / best:.2f} of best (goal >= 0.8, >= 40/s)",
         ),
+        *per_submission,
     ]
 
 
@@ -625,7 +660,14 @@ async def run(args: argparse.Namespace) -> None:
                 )
             if "b" in only:
                 rows += await row_b(
-                    api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
+                    api,
+                    env["CO_TEMPORAL_ADDRESS"],
+                    bank,
+                    eval_,
+                    dsn,
+                    tokens,
+                    args.load,
+                    f"http://127.0.0.1:{env['CO_WORKER_METRICS_PORT']}/metrics",
                 )
             if "c" in only:
                 rows += await row_c(api, token, procs, env, args.wrk_seconds)

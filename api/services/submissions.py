@@ -238,12 +238,28 @@ async def create(
             raise
 
     if wait_seconds > 0 and handle is not None:
-        try:
-            await asyncio.wait_for(handle.result(), wait_seconds)
-        except (TimeoutError, WorkflowFailureError):
-            pass
+        await _wait_for_result(handle, wait_seconds)
         await db.refresh(row)
     return await to_out(db, row)
+
+
+# The result is awaited in slices, each a fresh long poll: once in ~160 measured waits a
+# long poll stayed open after the run had closed, until the server's 20 s poll expiry; a
+# new poll on a closed run answers at once.
+RESULT_POLL_SLICE_SECONDS = 2.0
+
+
+async def _wait_for_result(handle: WorkflowHandle[Any, Any], seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait_for(handle.result(), min(left, RESULT_POLL_SLICE_SECONDS))
+            return
+        except TimeoutError:
+            continue
+        except WorkflowFailureError:
+            return
 
 
 _FINISHED = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
