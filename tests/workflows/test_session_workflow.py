@@ -30,7 +30,7 @@ from domain.sessions import (
     SubmissionFinished,
 )
 from domain.upstream import Verdict
-from tests.support import eventually
+from tests.support import eventually, record_history
 from workflows.session import SessionWorkflow
 
 PLAN = SessionPlan(
@@ -147,6 +147,7 @@ async def test_an_idle_session_is_abandoned_after_its_timeout(
         handle = await start_session(time_env, queue, idle=timedelta(days=14))
         outcome = await handle.result()  # the test server skips the 14 days
     assert outcome.status == SessionStatus.abandoned
+    await record_history(time_env.client, handle.id, "session_abandoned_when_idle")
     last = projections.last.document.progress
     assert last.status == SessionStatus.abandoned
     assert last.ended_at is not None
@@ -297,6 +298,9 @@ async def test_continue_as_new_keeps_every_bit_of_the_state(
         assert len(after.recent_submissions) == 2
         first = await old.describe()
         assert first.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+        await record_history(
+            time_env.client, handle.id, "session_continued_as_new", run_id=first_run
+        )
 
         # The new run still recognises a submission seen by the old one...
         await latest.signal(SessionWorkflow.submission_finished, repeated)
@@ -337,6 +341,8 @@ async def test_continue_as_new_does_not_extend_the_idle_timeout(
         active_at: datetime = (await old.query(SessionWorkflow.snapshot)).progress.last_activity_at
         outcome = await handle.result()  # follows the continued runs
     assert outcome.status == SessionStatus.abandoned
+    # The run that started from carried state and closed on its idle timer.
+    await record_history(time_env.client, handle.id, "session_carried_run_abandoned")
     ended_at = projections.last.document.progress.ended_at
     assert ended_at is not None
     assert timedelta(days=2) <= ended_at - active_at < timedelta(days=2, minutes=1)
