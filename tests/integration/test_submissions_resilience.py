@@ -25,7 +25,7 @@ from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
 from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
-from tests.support import FaultyProxy, record_history
+from tests.support import FaultyProxy, eventually, record_history
 
 
 async def _with_faulty_eval(
@@ -188,14 +188,20 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 async def _wait_for_line(proc: subprocess.Popen[bytes], needle: str, timeout: float) -> None:
     path = Path(proc.log_path)  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def logged() -> bool:
         if needle in path.read_text(errors="replace"):
-            return
+            return True
         if proc.poll() is not None:
             raise AssertionError(f"worker exited with {proc.returncode}: {path.read_text()}")
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"worker never logged {needle!r}: {path.read_text()}")
+        return False
+
+    await eventually(
+        logged,
+        timeout=timeout,
+        every=0.1,
+        failure=lambda: f"worker never logged {needle!r}: {path.read_text()}",
+    )
 
 
 @pytest.mark.slow
@@ -213,14 +219,12 @@ async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
             sid = r.json()["id"]
             # Kill it while the evaluation activity is in flight.
             handle = temporal.get_workflow_handle(f"submission-{sid}")
-            for _ in range(200):
-                desc = await handle.describe()
-                pending = desc.raw_description.pending_activities
-                if any(p.activity_type.name == "submission.evaluate" for p in pending):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("evaluation never started")
+
+            async def evaluating() -> bool:
+                pending = (await handle.describe()).raw_description.pending_activities
+                return any(p.activity_type.name == "submission.evaluate" for p in pending)
+
+            await eventually(evaluating, failure=lambda: "evaluation never started")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             second = _start_worker(iso.settings)
