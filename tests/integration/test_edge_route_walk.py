@@ -43,8 +43,8 @@ from fastapi.routing import APIRoute
 from api.deps import require_admin
 from api.docs import PUBLIC_PATHS as DOCS_PATHS
 from tests.conftest import Stack
-from tests.integration.edge_support import assert_problem, client_of
 from tests.support import eventually
+from tests.support.edge import assert_problem, client_of
 
 OWNED_PREFIXES = ("/v1/sessions/", "/v1/submissions/", "/v1/tutor/messages/", "/v1/reviews/")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})

@@ -77,7 +77,7 @@ async def observed(
 async def traffic(observed: Observed, token_for: Callable[..., str]) -> dict[str, object]:
     """A submission evaluated end to end, a tutor stream, a 404 and a user over the rate
     limit."""
-    from tests.integration.tutor_support import OTHER_PROBLEM, new_session, publish_tutor_track
+    from tests.support.tutor import OTHER_PROBLEM, new_session, publish_tutor_track
 
     learner_id = f"obs-{uuid.uuid4().hex[:6]}"
     learner = {"Authorization": f"Bearer {token_for(learner_id)}"}

@@ -24,8 +24,8 @@ from devservices.testing import serve
 from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
-from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
 from tests.support import FaultyProxy, eventually, record_history
+from tests.support.submissions import RIGHT, SUM_OK, code_body, finished, submit
 
 
 async def _with_faulty_eval(
@@ -116,7 +116,7 @@ HOSTILE_E2E = [
 async def test_hostile_submission_end_to_end_leaks_nothing(
     stack: Stack, auth: dict[str, str], caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
-    from tests.hostile.cases import HOSTILE, leaked
+    from tests.support.hostile import HOSTILE, leaked
 
     caplog.set_level(logging.DEBUG)
     case = HOSTILE[name]

@@ -17,10 +17,11 @@ async def eventually(
     failure: Callable[[], str] | None = None,
     ignoring: tuple[type[Exception], ...] = (),
 ) -> T:
-    """Wait until ``check()`` gives a true value and return it (raises TimeoutError after
-    ``timeout`` seconds, or AssertionError with ``failure()`` as its message when
-    ``failure`` is given). An exception of a type in ``ignoring`` counts as "not yet"
-    (a server still starting); the last one is the cause of the timeout."""
+    """Wait until ``check()`` returns something other than ``False`` or ``None`` and return
+    it (an empty list is an answer); raises TimeoutError after ``timeout`` seconds, or
+    AssertionError with ``failure()`` as its message when ``failure`` is given. An
+    exception of a type in ``ignoring`` counts as "not yet" (a server still starting);
+    the last one is the cause of the timeout."""
     last: Exception | None = None
 
     async def loop() -> T:
@@ -31,7 +32,7 @@ async def eventually(
             except ignoring as e:
                 last = e
             else:
-                if value:
+                if value is not None and value is not False:
                     return value
             await asyncio.sleep(every)
 

@@ -3,7 +3,6 @@ idle timeout, progression through signals and the advance update, continue-as-ne
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,45 +11,25 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.progression import ItemPlan, ModulePlan, SessionPlan, SessionStatus, SessionView
+from domain.progression import SessionStatus, SessionView
 from domain.sessions import (
     AdvanceRequest,
     EndRequest,
     HintGiven,
     SessionCarry,
-    SessionInput,
-    SessionOutcome,
     SessionProjection,
     SubmissionFinished,
 )
 from domain.upstream import Verdict
 from tests.support import eventually, record_history
+from tests.support.sessions import Session, start_session
 from workflows.session import SessionWorkflow
-
-PLAN = SessionPlan(
-    modules=[
-        ModulePlan(
-            slug="basics",
-            items=[
-                ItemPlan(problem_id="p-a", skills=["arith"]),
-                ItemPlan(problem_id="p-b", skippable=True, skills=["logic"]),
-            ],
-        ),
-        ModulePlan(
-            slug="more",
-            prerequisites=["basics"],
-            items=[ItemPlan(problem_id="p-c", mastery_threshold=2, skills=["arith"])],
-        ),
-    ]
-)
-
-Session = WorkflowHandle[SessionWorkflow, SessionOutcome]
 
 
 class Projections:
@@ -82,41 +61,14 @@ async def session_worker(env: WorkflowEnvironment) -> AsyncIterator[tuple[str, P
         yield queue, projections
 
 
-async def start_session(
-    env: WorkflowEnvironment,
-    queue: str,
-    *,
-    idle: timedelta = timedelta(days=14),
-    max_events: int = 200,
-    plan: SessionPlan = PLAN,
-) -> Session:
-    session_id = uuid.uuid4()
-    data = SessionInput(
-        session_id=session_id,
-        user_id="u1",
-        track_id=uuid.uuid4(),
-        track_slug="demo",
-        track_version_id=uuid.uuid4(),
-        track_version=1,
-        plan=plan,
-        started_at=await env.get_current_time(),
-        idle_timeout=idle,
-        max_events_per_run=max_events,
-    )
-    return await env.client.start_workflow(
-        SessionWorkflow.run, data, id=f"session-{session_id}", task_queue=queue
-    )
-
-
 async def state(handle: Session) -> SessionView:
     """The handle has no run id: it follows the chain of continued runs. A query that
     lands while a run hands over to the next can get lost on the test server: retry."""
-    for _ in range(20):
-        try:
-            return await handle.query(SessionWorkflow.state, rpc_timeout=timedelta(seconds=1))
-        except RPCError:
-            await asyncio.sleep(0.05)
-    return await handle.query(SessionWorkflow.state)
+
+    async def answered() -> SessionView:
+        return await handle.query(SessionWorkflow.state, rpc_timeout=timedelta(seconds=1))
+
+    return await eventually(answered, timeout=25, ignoring=(RPCError,))
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
