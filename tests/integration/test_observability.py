@@ -21,6 +21,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from domain.contracts import (
+    ActivityName,
+    WorkflowName,
+)
 from domain.settings import Settings
 from tests.conftest import started_app
 from tests.support import free_port
@@ -151,10 +155,10 @@ async def test_worker_serves_the_sdk_metrics_and_verdicts(
     m = await scrape(observed.settings.worker_metrics_port)
     queue = observed.settings.temporal_task_queue
     completed = m["temporal_workflow_completed_total"]
-    assert value(completed, workflow_type="SubmissionWorkflow", task_queue=queue) >= 1
+    assert value(completed, workflow_type=WorkflowName.SUBMISSION, task_queue=queue) >= 1
     assert value(
         m["temporal_activity_execution_latency_count"],
-        activity_type="submission.evaluate",
+        activity_type=ActivityName.SUBMISSION_EVALUATE,
         task_queue=queue,
     )
     assert "temporal_workflow_task_schedule_to_start_latency_count" in m

@@ -18,6 +18,9 @@ import pytest
 from temporalio.client import Client
 
 from devservices.testing import serve
+from domain.contracts import (
+    WorkflowName,
+)
 from domain.settings import Settings
 from domain.submissions import SubmissionOutcome
 from domain.upstream import Verdict
@@ -157,7 +160,7 @@ async def _publish_workflow_id(temporal: Client, slug: str) -> str:
     (``curriculum-check-…``) comes first and is the one that waits on Problem Bank,
     then the publication itself (``publish-{version}``)."""
     query = (
-        f'WorkflowType = "PublishTrackWorkflow" AND CoTrackSlug = "{slug}" '
+        f'WorkflowType = "{WorkflowName.PUBLISH_TRACK}" AND CoTrackSlug = "{slug}" '
         'AND ExecutionStatus = "Running"'  # not the check that creating the track ran
     )
 

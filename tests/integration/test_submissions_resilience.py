@@ -21,6 +21,9 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from devservices.testing import serve
+from domain.contracts import (
+    ActivityName,
+)
 from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
@@ -222,7 +225,9 @@ async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
 
             async def evaluating() -> bool:
                 pending = (await handle.describe()).raw_description.pending_activities
-                return any(p.activity_type.name == "submission.evaluate" for p in pending)
+                return any(
+                    p.activity_type.name == ActivityName.SUBMISSION_EVALUATE for p in pending
+                )
 
             await eventually(evaluating, failure=lambda: "evaluation never started")
             first.send_signal(signal.SIGKILL)

@@ -14,8 +14,10 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from domain.contracts import (
+    SEARCH_ATTRIBUTES,
+)
 from domain.settings import Settings
-from domain.temporal import SEARCH_ATTRIBUTES
 from ops.search_attributes import MissingSearchAttributes, registered, require_search_attributes
 from tests.conftest import ROOT, settings_env
 from tests.support import eventually

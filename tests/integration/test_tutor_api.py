@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from api.sse_slots import Lease, Refusal, SseSlots
-from domain.temporal import tutor_workflow_id
+from domain.contracts import (
+    tutor_workflow_id,
+)
 from domain.tutor import stream_key
 from tests.conftest import Stack
 from tests.support import eventually, record_history

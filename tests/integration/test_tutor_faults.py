@@ -16,8 +16,10 @@ from temporalio.client import Client
 from devservices.problem_bank import SECRET_MARKERS
 from devservices.testing import serve
 from devservices.tutor import TutorFaults, TutorSettings, compose_answer, create_app
+from domain.contracts import (
+    tutor_workflow_id,
+)
 from domain.settings import Settings
-from domain.temporal import tutor_workflow_id
 from domain.tutor import stream_key
 from domain.upstream import TutorRequest
 from tests.conftest import UPSTREAM_TOKENS, DevServices, Stack, isolated_stack

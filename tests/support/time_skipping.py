@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.temporal import SEARCH_ATTRIBUTES
+from domain.contracts import SEARCH_ATTRIBUTES
 from tests.conftest import venv_binary
 
 

@@ -17,6 +17,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.contracts import (
+    ActivityName,
+)
 from domain.progression import SessionStatus, SessionView
 from domain.sessions import (
     AdvanceRequest,
@@ -38,7 +41,7 @@ class Projections:
     def __init__(self) -> None:
         self.writes: list[SessionProjection] = []
 
-    @activity.defn(name="session.project")
+    @activity.defn(name=ActivityName.SESSION_PROJECT)
     async def project(self, data: SessionProjection) -> bool:
         self.writes.append(data)
         return True

@@ -14,9 +14,15 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.contracts import (
+    ActivityName,
+)
 from domain.progression import SessionStatus, SessionView
-from domain.reviews import ACTIVITY_TELL, TellSubmissionInput
-from domain.sessions import EndRequest, SessionProjection
+from domain.reviews import TellSubmissionInput
+from domain.sessions import (
+    EndRequest,
+    SessionProjection,
+)
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -39,23 +45,23 @@ class Fakes:
         self.verdict = verdict
         self.projections: list[SessionProjection] = []
 
-    @activity.defn(name="submission.begin")
+    @activity.defn(name=ActivityName.SUBMISSION_BEGIN)
     async def begin(self, data: BeginInput) -> SubmissionFacts:
         return SubmissionFacts(problem_id="p-a", kind=EvalKind.numeric, session_id=self.session_id)
 
-    @activity.defn(name="submission.evaluate")
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def evaluate(self, data: EvaluateInput) -> EvaluationOutcome:
         return EvaluationOutcome(verdict=self.verdict, message="")
 
-    @activity.defn(name="submission.persist_result")
+    @activity.defn(name=ActivityName.SUBMISSION_PERSIST_RESULT)
     async def persist_result(self, data: PersistResultInput) -> bool:
         return True
 
-    @activity.defn(name=ACTIVITY_TELL)
+    @activity.defn(name=ActivityName.REVIEWS_TELL_SUBMISSION)
     async def tell_submission(self, data: TellSubmissionInput) -> None:
         return None
 
-    @activity.defn(name="session.project")
+    @activity.defn(name=ActivityName.SESSION_PROJECT)
     async def project(self, data: SessionProjection) -> bool:
         self.projections.append(data)
         return True
