@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -70,15 +69,14 @@ async def test_eval_400_ends_in_internal_error_promptly(
 ) -> None:
     async with AsyncExitStack() as es:
         iso, proxy = await _with_faulty_eval(stack_args, [400] * 20, es)
-        started = time.monotonic()
         r = await submit(iso.client, auth, code_body(SUM_OK))
         body = r.json()
         assert body["status"] == "failed"
         assert body["verdict"] == "internal_error"
         assert "not your fault" in body["failure_reason"]
         assert "injected" not in json.dumps(body)  # upstream text is for operators only
-        assert proxy.calls == 1  # not retried
-        assert time.monotonic() - started < 15
+        # Promptly: not retried, so finished within the POST's own wait (no clock asserted).
+        assert proxy.calls == 1
         sid = body["id"]
         await record_history(iso.temporal, f"submission-{sid}", "submission_internal_error")
 
