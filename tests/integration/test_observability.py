@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -28,14 +27,9 @@ from domain.contracts import (
 )
 from domain.settings import Settings
 from tests.conftest import started_app
+from tests.support import free_port
 
 SUM_OK = "def sum_evens(numbers):\n    return sum(n for n in numbers if n % 2 == 0)\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -87,7 +81,7 @@ async def observed(
 async def traffic(observed: Observed, token_for: Callable[..., str]) -> dict[str, object]:
     """A submission evaluated end to end, a tutor stream, a 404 and a user over the rate
     limit."""
-    from tests.integration.tutor_support import OTHER_PROBLEM, new_session, publish_tutor_track
+    from tests.support.tutor import OTHER_PROBLEM, new_session, publish_tutor_track
 
     learner_id = f"obs-{uuid.uuid4().hex[:6]}"
     learner = {"Authorization": f"Bearer {token_for(learner_id)}"}
@@ -164,7 +158,7 @@ async def test_worker_serves_the_sdk_metrics_and_verdicts(
     assert value(completed, workflow_type=WorkflowName.SUBMISSION, task_queue=queue) >= 1
     assert value(
         m["temporal_activity_execution_latency_count"],
-        activity_type=ActivityName.SUBMISSION_EVALUATE,
+        activity_type=ActivityName.SUBMISSION_EVALUATE_AND_STORE,
         task_queue=queue,
     )
     assert "temporal_workflow_task_schedule_to_start_latency_count" in m
@@ -192,8 +186,8 @@ async def test_one_trace_from_the_post_through_the_workflow_to_the_upstream_call
     post = _by_name(spans, "POST /v1/submissions")
     start = _by_name(spans, "StartWorkflow:SubmissionWorkflow")
     run = _by_name(spans, "RunWorkflow:SubmissionWorkflow")
-    schedule = _by_name(spans, "StartActivity:submission.evaluate")
-    evaluate = _by_name(spans, "RunActivity:submission.evaluate")
+    schedule = _by_name(spans, "StartActivity:submission.evaluate_and_store")
+    evaluate = _by_name(spans, "RunActivity:submission.evaluate_and_store")
     _parent_is(start, post)
     _parent_is(run, start)
     # The SDK parents a workflow's outbound spans on the context the workflow was started

@@ -187,7 +187,7 @@ async def test_a_message_still_missing_after_the_record_wait_is_abandoned(
     # workflow runs unsandboxed so that it sees the patched policy).
     monkeypatch.setattr(
         workflows.tutor,
-        "BEGIN_RETRY",
+        "RECORD_RETRY_LOCAL",
         RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=4),
     )
     fakes = FakeActivities(recorded=False, final=False)
