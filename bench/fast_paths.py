@@ -1,6 +1,7 @@
 """The four fast paths of issue 11, each beside its bare baseline, in one run.
 
-``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]``
+``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]
+[--only abcd] [--profile FILE]``
 
 Starts the same stack as ``bench.tutor_stream`` (Temporal dev server, scratch database,
 dev services, worker, API on free ports) and measures, side by side:
@@ -17,6 +18,11 @@ c. ``GET /v1/tracks`` (JWT + rate limit + CORS) at 16 connections with Debian's 
 d. tutor time to first token through CO minus the dev Tutor read directly.
 
 ``wrk`` runs on the same 2 cores as the server it loads: both rows (c) pay that alike.
+``--only c`` measures just row (c) (the stack still starts whole: ``/readyz`` needs it).
+``--profile FILE`` (row c) samples the API process with ``py-spy`` (PyPI; not a dependency of
+the project, it must be on ``PATH``) during one more ``wrk`` run of ``GET /v1/tracks``, writes
+the collapsed stacks to FILE (``flamegraph.pl`` or speedscope read them) and prints where the
+samples went.
 Benchmarks print; tests never assert times.
 """
 
@@ -402,8 +408,69 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_config=None, proxy
 """
 
 
+def _frame_name(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (file.py)``: lines apart, one entry per function."""
+    m = re.match(r"(.*) \((.*?):\d+\)$", frame)
+    return f"{m.group(1)} ({Path(m.group(2)).name})" if m else frame
+
+
+def profile_summary(collapsed: Path, top: int = 30) -> str:
+    """Share of samples per function, inclusive (anywhere on the stack) and self (on top)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";")]
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        return "no samples"
+    out = [f"{total} samples of the API process while wrk loaded GET /v1/tracks", "inclusive:"]
+    for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {100 * n / total:5.1f}%  {name}")
+    out.append("self:")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {100 * n / total:5.1f}%  {name}")
+    return "\n".join(out)
+
+
+def profile_api(
+    api: str, headers: dict[str, str], procs: ts.Processes, secs: int, out: Path
+) -> None:
+    """Sample the API with py-spy during one more wrk run; print where the time went."""
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        print("--profile: py-spy is not on PATH (pip install py-spy); no profile taken")
+        return
+    pid = next(proc.pid for name, proc in procs.children if name == "api")
+    # --nonblocking: sampling without pausing the process, so the rate wrk sees stays close.
+    recorder = subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "250", "--nonblocking",
+         "--format", "raw", "--duration", str(secs + 1), "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        rate = wrk(f"{api}/v1/tracks", headers, secs)
+    finally:
+        recorder.wait(timeout=secs + 30)
+    print(f"\nprofile of GET /v1/tracks ({rate:.0f} req/s while sampled), stacks in {out}")
+    print(profile_summary(out))
+
+
 async def row_c(
-    api: str, token: str, procs: ts.Processes, env: dict[str, str], secs: int
+    api: str,
+    token: str,
+    procs: ts.Processes,
+    env: dict[str, str],
+    secs: int,
+    profile: Path | None = None,
 ) -> list[Row]:
     if ensure_wrk() is None:
         return [Row("(c) GET /v1/tracks, 16 conns", "n/a", "n/a", "wrk missing")]
@@ -427,6 +494,8 @@ async def row_c(
     # Where the rest goes: the same stack and middlewares on a route with no token check,
     # no limit and no database (the probes are exempt from both).
     probe_rate = wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs)
+    if profile is not None:
+        profile_api(api, headers, procs, secs, profile)
     return [
         Row(
             "(c) GET /v1/tracks, wrk 16 conns",
@@ -549,12 +618,16 @@ async def run(args: argparse.Namespace) -> None:
             tokens = [make_token(private, f"bench-u{i}") for i in range(args.users)]
             print("stack up; measuring…", flush=True)
             rows: list[Row] = []
-            rows += await row_a(api, bank, eval_, token, args.rounds)
-            rows += await row_b(
-                api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
-            )
-            rows += await row_c(api, token, procs, env, args.wrk_seconds)
-            rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
+            if "a" in args.only:
+                rows += await row_a(api, bank, eval_, token, args.rounds)
+            if "b" in args.only:
+                rows += await row_b(
+                    api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
+                )
+            if "c" in args.only:
+                rows += await row_c(api, token, procs, env, args.wrk_seconds, args.profile)
+            if "d" in args.only:
+                rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
             print_table(rows)
 
 
@@ -577,6 +650,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=int, default=200)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument(
+        "--only",
+        default="abcd",
+        type=lambda v: set(v) if v and set(v) <= set("abcd") else parser.error("--only: of abcd"),
+        help="the rows to measure, e.g. 'c' or 'ac' (default: all four)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="row (c): sample the API with py-spy into this file (collapsed stacks)",
+    )
     args = parser.parse_args(argv)
     asyncio.run(run(args))
     return 0
