@@ -431,7 +431,7 @@ def profile_summary(collapsed: Path, top: int = 30) -> str:
         own[frames[-1]] = own.get(frames[-1], 0) + n
     if not total:
         return "no samples"
-    out = [f"{total} samples of the API process while wrk loaded GET /v1/tracks", "inclusive:"]
+    out = [f"{total} samples of the API process", "inclusive:"]
     for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         out.append(f"  {100 * n / total:5.1f}%  {name}")
     out.append("self:")
@@ -441,9 +441,10 @@ def profile_summary(collapsed: Path, top: int = 30) -> str:
 
 
 def profile_api(
-    api: str, headers: dict[str, str], procs: ts.Processes, secs: int, out: Path
+    url: str, headers: dict[str, str], procs: ts.Processes, secs: int, out: Path
 ) -> None:
-    """Sample the API with py-spy during one more wrk run; print where the time went."""
+    """Sample the API with py-spy during one more wrk run of ``url``; print where the time
+    went."""
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         print("--profile: py-spy is not on PATH (pip install py-spy); no profile taken")
@@ -457,10 +458,10 @@ def profile_api(
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        rate = wrk(f"{api}/v1/tracks", headers, secs)
+        rate = wrk(url, headers, secs)
     finally:
         recorder.wait(timeout=secs + 30)
-    print(f"\nprofile of GET /v1/tracks ({rate:.0f} req/s while sampled), stacks in {out}")
+    print(f"\nprofile of GET {url} ({rate:.0f} req/s while sampled), stacks in {out}")
     print(profile_summary(out))
 
 
@@ -495,7 +496,11 @@ async def row_c(
     # no limit and no database (the probes are exempt from both).
     probe_rate = wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs)
     if profile is not None:
-        profile_api(api, headers, procs, secs, profile)
+        profile_api(f"{api}/v1/tracks", headers, procs, secs, profile)
+        # The floor: the same process and middlewares with no token, limit or handler work.
+        probe_headers = {"Origin": "http://localhost:3000"}
+        probe_profile = profile.with_name(profile.name + ".healthz")
+        profile_api(f"{api}/healthz", probe_headers, procs, secs, probe_profile)
     return [
         Row(
             "(c) GET /v1/tracks, wrk 16 conns",
@@ -579,6 +584,9 @@ async def run(args: argparse.Namespace) -> None:
                 "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
                 "CO_TEMPORAL_TASK_QUEUE": "co-bench",
                 "CO_API_PORT": str(ports["api"]),
+                # Free ports: another bench or `make dev` on this machine holds the defaults.
+                "CO_API_METRICS_PORT": str(ts.free_port()),
+                "CO_WORKER_METRICS_PORT": str(ts.free_port()),
                 "CO_CORS_ORIGINS": "http://localhost:3000",
                 # High enough that the load rows measure the limiter's cost, not its refusals.
                 "CO_RATE_LIMIT_PER_MINUTE": "100000000",
