@@ -1,7 +1,7 @@
 """The four fast paths of issue 11, each beside its bare baseline, in one run.
 
 ``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]
-[--only abcd] [--profile FILE]``
+[--wrk-rounds N] [--only abcd] [--profile FILE]``
 
 Starts the same stack as ``bench.tutor_stream`` (Temporal dev server, scratch database,
 dev services, worker, API on free ports) and measures, side by side:
@@ -471,6 +471,7 @@ async def row_c(
     procs: ts.Processes,
     env: dict[str, str],
     secs: int,
+    rounds: int = 3,
     profile: Path | None = None,
 ) -> list[Row]:
     if ensure_wrk() is None:
@@ -490,11 +491,27 @@ async def row_c(
     )
     bare_url = f"http://127.0.0.1:{port}/v1/tracks"
     await ts.wait_http(bare_url, procs)
-    co_rate = wrk(f"{api}/v1/tracks", headers, secs)
-    bare_rate = wrk(bare_url, headers, secs)
-    # Where the rest goes: the same stack and middlewares on a route with no token check,
-    # no limit and no database (the probes are exempt from both).
-    probe_rate = wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs)
+    # Interleaved rounds, medians: the machine is shared, and its load drifts within a run
+    # more than between two neighbouring wrk runs.
+    co_rates: list[float] = []
+    bare_rates: list[float] = []
+    probe_rates: list[float] = []
+    for _ in range(rounds):
+        co_rates.append(wrk(f"{api}/v1/tracks", headers, secs))
+        bare_rates.append(wrk(bare_url, headers, secs))
+        # Where the rest goes: the same stack and middlewares on a route with no token
+        # check, no limit and no database (the probes are exempt from both).
+        probe_rates.append(wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs))
+    co_rate, bare_rate = statistics.median(co_rates), statistics.median(bare_rates)
+    probe_rate = statistics.median(probe_rates)
+    print(
+        "(c) rounds, req/s: "
+        + "; ".join(
+            f"tracks {c:.0f} bare {b:.0f} healthz {h:.0f}"
+            for c, b, h in zip(co_rates, bare_rates, probe_rates, strict=True)
+        ),
+        flush=True,
+    )
     if profile is not None:
         profile_api(f"{api}/v1/tracks", headers, procs, secs, profile)
         # The floor: the same process and middlewares with no token, limit or handler work.
@@ -503,7 +520,7 @@ async def row_c(
         profile_api(f"{api}/healthz", probe_headers, procs, secs, probe_profile)
     return [
         Row(
-            "(c) GET /v1/tracks, wrk 16 conns",
+            f"(c) GET /v1/tracks, wrk 16 conns (median of {rounds})",
             f"{co_rate:.0f} req/s",
             f"{bare_rate:.0f} req/s",
             f"x{co_rate / bare_rate:.2f} (goal >= 0.7)",
@@ -633,7 +650,9 @@ async def run(args: argparse.Namespace) -> None:
                     api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
                 )
             if "c" in args.only:
-                rows += await row_c(api, token, procs, env, args.wrk_seconds, args.profile)
+                rows += await row_c(
+                    api, token, procs, env, args.wrk_seconds, args.wrk_rounds, args.profile
+                )
             if "d" in args.only:
                 rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
             print_table(rows)
@@ -658,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=int, default=200)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--wrk-rounds", type=int, default=3)
     parser.add_argument(
         "--only",
         default="abcd",
