@@ -375,18 +375,36 @@ def ensure_wrk() -> str | None:
     return None
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WrkRun:
+    rate: float  # requests per second, as wrk saw them
+    cpu_us: float  # CPU time the server process spent per request, in microseconds
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, pid: int) -> WrkRun:
+    """``wrk`` at 16 connections, and the CPU the server ``pid`` spent per request: a
+    figure the other load on a shared machine barely moves (the rate depends on how
+    much of the 2 cores the server got; its CPU per request does not)."""
     argv = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency"]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx answers from {url}")
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not found:
+    total = re.search(r"(\d+) requests in", out)
+    if not found or not total:
         raise RuntimeError(f"wrk printed no rate: {out}")
-    return float(found.group(1))
+    return WrkRun(float(found.group(1)), cpu / max(1, int(total.group(1))) * 1e6)
 
 
 BARE_APP = """
@@ -449,7 +467,7 @@ def profile_api(
     if py_spy is None:
         print("--profile: py-spy is not on PATH (pip install py-spy); no profile taken")
         return
-    pid = next(proc.pid for name, proc in procs.children if name == "api")
+    pid = procs.pid("api")
     # --nonblocking: sampling without pausing the process, so the rate wrk sees stays close.
     recorder = subprocess.Popen(
         [py_spy, "record", "--pid", str(pid), "--rate", "250", "--nonblocking",
@@ -458,7 +476,7 @@ def profile_api(
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        rate = wrk(url, headers, secs)
+        rate = wrk(url, headers, secs, pid).rate
     finally:
         recorder.wait(timeout=secs + 30)
     print(f"\nprofile of GET {url} ({rate:.0f} req/s while sampled), stacks in {out}")
@@ -493,22 +511,30 @@ async def row_c(
     await ts.wait_http(bare_url, procs)
     # Interleaved rounds, medians: the machine is shared, and its load drifts within a run
     # more than between two neighbouring wrk runs.
-    co_rates: list[float] = []
-    bare_rates: list[float] = []
-    probe_rates: list[float] = []
+    api_pid = procs.pid("api")
+    bare_pid = procs.pid("bare-app")
+    co_runs: list[WrkRun] = []
+    bare_runs: list[WrkRun] = []
+    probe_runs: list[WrkRun] = []
     for _ in range(rounds):
-        co_rates.append(wrk(f"{api}/v1/tracks", headers, secs))
-        bare_rates.append(wrk(bare_url, headers, secs))
+        co_runs.append(wrk(f"{api}/v1/tracks", headers, secs, api_pid))
+        bare_runs.append(wrk(bare_url, headers, secs, bare_pid))
         # Where the rest goes: the same stack and middlewares on a route with no token
         # check, no limit and no database (the probes are exempt from both).
-        probe_rates.append(wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs))
-    co_rate, bare_rate = statistics.median(co_rates), statistics.median(bare_rates)
-    probe_rate = statistics.median(probe_rates)
+        probe_headers = {"Origin": "http://localhost:3000"}
+        probe_runs.append(wrk(f"{api}/healthz", probe_headers, secs, api_pid))
+    co_rate = statistics.median(r.rate for r in co_runs)
+    bare_rate = statistics.median(r.rate for r in bare_runs)
+    probe_rate = statistics.median(r.rate for r in probe_runs)
+    co_cpu = statistics.median(r.cpu_us for r in co_runs)
+    bare_cpu = statistics.median(r.cpu_us for r in bare_runs)
+    probe_cpu = statistics.median(r.cpu_us for r in probe_runs)
     print(
-        "(c) rounds, req/s: "
+        "(c) rounds, req/s (server CPU us/request): "
         + "; ".join(
-            f"tracks {c:.0f} bare {b:.0f} healthz {h:.0f}"
-            for c, b, h in zip(co_rates, bare_rates, probe_rates, strict=True)
+            f"tracks {c.rate:.0f} ({c.cpu_us:.0f}) bare {b.rate:.0f} ({b.cpu_us:.0f}) "
+            f"healthz {h.rate:.0f} ({h.cpu_us:.0f})"
+            for c, b, h in zip(co_runs, bare_runs, probe_runs, strict=True)
         ),
         flush=True,
     )
@@ -530,6 +556,20 @@ async def row_c(
             f"{probe_rate:.0f} req/s",
             f"{bare_rate:.0f} req/s",
             f"x{probe_rate / bare_rate:.2f}",
+        ),
+        # CPU per request, the load-independent view: bare / CO is the throughput ratio
+        # the two would reach on cores of their own.
+        Row(
+            "(c)   server CPU per request, /v1/tracks",
+            f"{co_cpu:.0f} us",
+            f"{bare_cpu:.0f} us",
+            f"x{bare_cpu / co_cpu:.2f} (bare/CO)",
+        ),
+        Row(
+            "(c)   server CPU per request, /healthz",
+            f"{probe_cpu:.0f} us",
+            f"{bare_cpu:.0f} us",
+            f"x{bare_cpu / probe_cpu:.2f} (bare/CO)",
         ),
     ]
 
