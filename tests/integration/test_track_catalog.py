@@ -22,8 +22,8 @@ from sqlalchemy import event
 from api.services.tracks import TrackCatalog
 from domain.settings import Settings
 from tests.conftest import Stack
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
 from tests.support import eventually
+from tests.support.edge import assert_problem, client_of, new_app, running_app
 
 Headers = dict[str, str]
 
