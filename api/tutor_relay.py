@@ -16,10 +16,11 @@ A stream can be lost under a client's feet: a Redis restarted without persistenc
 it, and the turn's next attempt writes the answer again from its first character into a
 new stream, whose entry ids all sort after the client's cursor. Read after that cursor,
 the client would get the whole answer again behind what it already showed. So every token
-carries its character offset, and the relay checks that each one starts where the
-client's text ends (for a resumed client, where the cursor's token ends). On a gap it
-sends ``error`` ``stream_reset`` and closes: the client drops what it showed and reads the
-answer from the start (reconnect without ``Last-Event-ID``).
+carries its character offset, and the relay checks that the cursor is in the stream and
+that each token starts where the client's text ends. Otherwise it sends ``error``
+``stream_reset`` and closes: the client drops what it showed and reads the answer from the
+start (reconnect without ``Last-Event-ID``); a turn whose stream was lost after it was
+written ends failed, with what is left of it.
 """
 
 from __future__ import annotations
@@ -168,12 +169,14 @@ async def relay(
         idle = 0.0
         for entry_id, fields in entries:
             cursor = entry_id
+            if expected is None:
+                yield _reset()  # the cursor's stream is gone: whatever follows is another's
+                return
             if fields.get("type") == EntryType.token:
-                offset = int(fields.get("offset", "-1") or -1)
-                if expected is None or offset != expected:
-                    yield _reset()  # the cursor's stream is gone, or this is not its sequel
+                if int(fields.get("offset", "-1") or -1) != expected:
+                    yield _reset()  # not the sequel of what the client has
                     return
-                expected = offset + len(fields.get("text", ""))
+                expected += len(fields.get("text", ""))
             event = _event(entry_id, fields, meta.message_id)
             if event is None:
                 continue
