@@ -412,7 +412,9 @@ class Learner:
                     pause = self.api._pause(r)
                     continue
                 if r.status_code == 410:
-                    turn.ended = "gone"
+                    # The stream is gone (expired, or lost with a Redis restart) after the
+                    # turn ended: as the 410 says, the answer is the stored transcript.
+                    await self.read_transcript(turn)
                     break
                 if r.status_code != 200:
                     self.seen.violation(f"tutor stream: {r.status_code} {r.text[:200]}")
@@ -453,6 +455,20 @@ class Learner:
                     self.seen.violation(f"tutor stream {turn.message_id}: silent")
                 except httpx.TransportError:
                     self.seen.record("SSE", "broken")  # the API process died: resume
+
+    async def read_transcript(self, turn: Turn) -> None:
+        r = await self.api.call(
+            "GET",
+            f"/v1/tutor/messages/{turn.message_id}",
+            route="GET /v1/tutor/messages/{id}",
+            token=self.token,
+        )
+        if r.status_code != 200:
+            self.seen.violation(f"transcript of {turn.message_id}: {r.status_code}")
+            turn.ended = "gone"
+            return
+        turn.text = r.json()["response"]
+        turn.ended = "gone: read the transcript"
 
     # ------------------------------------------------------------------ reviews
 
