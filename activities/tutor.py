@@ -185,8 +185,9 @@ class TurnStream:
             # Every attempt's claim writes the state: without it the turn's keys are gone
             # (Redis restarted empty), and an empty text here would be stored as the answer.
             raise StreamLost(f"{self.state_key} is gone")
-        if len(text) != int(committed or 0):
-            raise StreamLost(f"{self.key} holds {len(text)} characters, expected {committed}")
+        length = int(committed or 0)
+        if len(text) != length:
+            raise StreamLost(f"{self.key} holds {len(text)} characters, expected {length}")
         return text
 
 
