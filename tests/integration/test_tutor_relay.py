@@ -64,12 +64,16 @@ async def test_a_resume_into_a_stream_written_again_from_the_start_is_told_to_re
 ) -> None:
     message_id = uuid.uuid4()
     turn = TurnStream(redis_client, message_id)
-    await turn.claim(1)
-    await write(turn, 1, ["Hello", " wor"])
-    cursor = str((await redis_client.xrange(turn.key))[-1][0])  # the client saw "Hello wor"
-    # Redis forgets the stream; the next attempt writes the whole answer into a new one,
-    # whose ids all sort after the client's cursor.
+    # The client saw "Hello wor" from a stream that Redis has since forgotten (its ids are
+    # given here: the lost stream was written before the restart, so they sort before any
+    # id written after it, and no later entry can share one).
+    for entry_id, text, offset in (("1-0", "Hello", 0), ("1-1", " wor", 5)):
+        await redis_client.xadd(
+            turn.key, {"type": "token", "text": text, "offset": offset}, id=entry_id
+        )
+    cursor = "1-1"
     await redis_client.delete(turn.key, stream_state_key(message_id))
+    # The next attempt writes the whole answer again into a new stream.
     await turn.claim(2)
     await write(turn, 2, ["Hello", " world"])
     await turn.close(EntryType.done, 60, chars=11)
