@@ -17,14 +17,16 @@ from domain.authoring import (
     PublishedVersion,
     PublishVersionInput,
 )
+from domain.contracts import (
+    ActivityName,
+    FailureType,
+)
 from domain.upstream import ProblemList, ProblemPublic
 from store import curricula as repo
 from store import problems as problem_repo
 
 # Problem Bank's list endpoint takes ids comma-separated in the query string.
 IDS_PER_REQUEST = 100
-
-DRAFT_CHANGED = "DraftChanged"
 
 
 class CurriculumActivities:
@@ -47,7 +49,7 @@ class CurriculumActivities:
             found.update({p.id: p for p in listing.items if p.id in chunk})
         return found
 
-    @activity.defn(name="curriculum.fetch_problems")
+    @activity.defn(name=ActivityName.CURRICULUM_FETCH_PROBLEMS)
     async def fetch_problems(self, data: FetchProblemsInput) -> ProblemFactsList:
         """The facts of those of the ids Problem Bank knows; unknown ids are left out
         (the caller reports them). Only public data is fetched."""
@@ -66,7 +68,7 @@ class CurriculumActivities:
             ]
         )
 
-    @activity.defn(name="curriculum.publish_version")
+    @activity.defn(name=ActivityName.CURRICULUM_PUBLISH_VERSION)
     async def publish_version(self, data: PublishVersionInput) -> PublishedVersion:
         """Publish the draft and snapshot the public part of its problems in the same
         transaction, so learners read problems from PostgreSQL. The problems are
@@ -78,7 +80,7 @@ class CurriculumActivities:
         if missing:
             raise ApplicationError(
                 f"Problem Bank no longer knows {', '.join(missing)[:300]}",
-                type=DRAFT_CHANGED,
+                type=FailureType.DRAFT_CHANGED,
                 non_retryable=True,
             )
         try:
@@ -92,5 +94,7 @@ class CurriculumActivities:
                     published_at=version.published_at,
                 )
         except repo.DraftChanged as exc:
-            raise ApplicationError(str(exc), type=DRAFT_CHANGED, non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=FailureType.DRAFT_CHANGED, non_retryable=True
+            ) from None
         return published

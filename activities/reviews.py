@@ -19,20 +19,20 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.deps import ActivityDeps
 from activities.upstream import UpstreamClient
+from domain.contracts import (
+    CO_USER_ID,
+    ActivityName,
+    SignalName,
+    WorkflowName,
+    reviews_workflow_id,
+)
 from domain.reviews import (
-    ACTIVITY_MARK_DUE,
-    ACTIVITY_NOTIFY,
-    ACTIVITY_PROJECT,
-    ACTIVITY_TELL,
-    REVIEWS_WORKFLOW,
-    SUBMISSION_REVIEWED_SIGNAL,
     MarkDueInput,
     NotifyInput,
     ReviewInput,
     ReviewProjection,
     TellSubmissionInput,
 )
-from domain.temporal import CO_USER_ID, reviews_workflow_id
 from domain.upstream import (
     IDEMPOTENCY_KEY_HEADER,
     NOTIFICATIONS_PATH,
@@ -49,21 +49,21 @@ class ReviewActivities:
             deps.http, "main API", str(deps.settings.api_base), deps.settings.api_token
         )
 
-    @activity.defn(name=ACTIVITY_PROJECT)
+    @activity.defn(name=ActivityName.REVIEWS_PROJECT)
     async def project(self, data: ReviewProjection) -> None:
         async with self._db() as db, db.begin():
             await repo.save_projection(db, data)
 
-    @activity.defn(name=ACTIVITY_MARK_DUE)
+    @activity.defn(name=ActivityName.REVIEWS_MARK_DUE)
     async def mark_due(self, data: MarkDueInput) -> int:
         async with self._db() as db, db.begin():
             return await repo.mark_due(db, data.user_id, data.batch_id, data.problem_ids)
 
-    @activity.defn(name=ACTIVITY_NOTIFY)
+    @activity.defn(name=ActivityName.REVIEWS_NOTIFY)
     async def notify(self, data: NotifyInput) -> str:
         return await notify_main_api(self._main_api, data)
 
-    @activity.defn(name=ACTIVITY_TELL)
+    @activity.defn(name=ActivityName.REVIEWS_TELL_SUBMISSION)
     async def tell_submission(self, data: TellSubmissionInput) -> None:
         submission = data.submission
         if submission.track_slug is None:
@@ -71,11 +71,11 @@ class ReviewActivities:
                 slug = await repo.track_slug_of(db, submission.submission_id)
             submission = submission.model_copy(update={"track_slug": slug})
         await activity.client().start_workflow(
-            REVIEWS_WORKFLOW,
+            WorkflowName.REVIEW_SCHEDULE,
             ReviewInput(user_id=data.user_id),
             id=reviews_workflow_id(data.user_id),
             task_queue=activity.info().task_queue,
-            start_signal=SUBMISSION_REVIEWED_SIGNAL,
+            start_signal=SignalName.SUBMISSION_REVIEWED,
             start_signal_args=[submission],
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(CO_USER_ID, data.user_id)]

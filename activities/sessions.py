@@ -5,6 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.deps import ActivityDeps
+from domain.contracts import (
+    ActivityName,
+)
 from domain.sessions import SessionProjection
 from store import sessions as repo
 
@@ -13,7 +16,7 @@ class SessionActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self._db = deps.sessionmaker
 
-    @activity.defn(name="session.project")
+    @activity.defn(name=ActivityName.SESSION_PROJECT)
     async def project(self, data: SessionProjection) -> bool:
         """Upsert the session's row, keyed by its id and guarded by ``state_seq``: a
         retried or late write of an older state changes nothing."""

@@ -18,6 +18,10 @@ from temporalio.exceptions import ApplicationError
 from activities.deps import ActivityDeps
 from activities.evaluation_status import EvaluationStatus
 from activities.upstream import UpstreamClient, bound_server_errors
+from domain.contracts import (
+    ActivityName,
+    FailureType,
+)
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -95,7 +99,7 @@ class SubmissionActivities:
         )
         self._eval = UpstreamClient(deps.http, "Eval", str(settings.eval_base), settings.eval_token)
 
-    @activity.defn(name="submission.begin")
+    @activity.defn(name=ActivityName.SUBMISSION_BEGIN)
     async def begin(self, data: BeginInput) -> SubmissionFacts:
         """Mark the submission running and return its facts; retryable until the API
         has committed the row (it starts the workflow first)."""
@@ -104,7 +108,7 @@ class SubmissionActivities:
             if submission is None:
                 raise ApplicationError(
                     f"submission {data.submission_id} is not recorded yet",
-                    type="SubmissionNotRecorded",
+                    type=FailureType.SUBMISSION_NOT_RECORDED,
                 )
             await repo.set_status(db, data.submission_id, SubmissionStatus.running)
             return SubmissionFacts(
@@ -113,14 +117,14 @@ class SubmissionActivities:
                 session_id=submission.session_id,
             )
 
-    @activity.defn(name="submission.evaluate")
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def evaluate(self, data: EvaluateInput) -> EvaluationOutcome:
         async with self._db() as db:
             submission = await db.get(Submission, data.submission_id)
         if submission is None:
             raise ApplicationError(
                 f"submission {data.submission_id} does not exist",
-                type="SubmissionMissing",
+                type=FailureType.SUBMISSION_MISSING,
                 non_retryable=True,
             )
         status = EvaluationStatus(self._db, data.submission_id)
@@ -157,7 +161,7 @@ class SubmissionActivities:
                 )
         return response, request.kind
 
-    @activity.defn(name="submission.persist_result")
+    @activity.defn(name=ActivityName.SUBMISSION_PERSIST_RESULT)
     async def persist_result(self, data: PersistResultInput) -> bool:
         failed = data.outcome.verdict.value == "internal_error"
         async with self._db() as db, db.begin():

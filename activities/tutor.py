@@ -39,6 +39,10 @@ from temporalio.exceptions import ApplicationError
 from activities.deps import ActivityDeps
 from activities.submissions import heartbeating
 from activities.upstream import ErrorType, UpstreamClient, bounded, classify
+from domain.contracts import (
+    ActivityName,
+    FailureType,
+)
 from domain.hints import solution_allowed, visible_ladder
 from domain.tutor import (
     BeginTurnInput,
@@ -212,7 +216,7 @@ class TutorActivities:
             connect=5.0, read=settings.upstream_timeout_seconds, write=5.0, pool=5.0
         )
 
-    @activity.defn(name="tutor.begin")
+    @activity.defn(name=ActivityName.TUTOR_BEGIN)
     async def begin(self, data: BeginTurnInput) -> bool:
         """Wait until the API has committed the turn's row (it starts the workflow first)."""
         loop = asyncio.get_running_loop()
@@ -224,7 +228,7 @@ class TutorActivities:
             if loop.time() >= deadline:
                 raise ApplicationError(
                     f"tutor message {data.message_id} is not recorded yet",
-                    type="TutorMessageNotRecorded",
+                    type=FailureType.TUTOR_MESSAGE_NOT_RECORDED,
                 )
             await asyncio.sleep(ROW_POLL_SECONDS)
 
@@ -249,7 +253,7 @@ class TutorActivities:
             if row is None:
                 raise ApplicationError(
                     f"tutor message {message_id} does not exist",
-                    type="TutorMessageMissing",
+                    type=FailureType.TUTOR_MESSAGE_MISSING,
                     non_retryable=True,
                 )
             last = await repo.last_result(db, row.user_id, row.problem_id)
@@ -282,14 +286,16 @@ class TutorActivities:
             prefix=prefix,
         )
 
-    @activity.defn(name="tutor.stream")
+    @activity.defn(name=ActivityName.TUTOR_STREAM)
     async def stream(self, data: StreamTurnInput) -> StreamOutcome:
         attempt = activity.info().attempt
         turn = TurnStream(self._redis, data.message_id)
         claim = await turn.claim(attempt)
         if not claim.owner:
             raise ApplicationError(
-                "a newer attempt owns this turn", type="TutorAttemptSuperseded", non_retryable=True
+                "a newer attempt owns this turn",
+                type=FailureType.TUTOR_ATTEMPT_SUPERSEDED,
+                non_retryable=True,
             )
         if claim.complete or claim.closed:
             # An earlier attempt streamed everything but its completion was lost.
@@ -297,7 +303,9 @@ class TutorActivities:
         try:
             prefix = await turn.committed_text()
         except StreamLost as exc:
-            raise ApplicationError(str(exc), type="TutorStreamLost", non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=FailureType.TUTOR_STREAM_LOST, non_retryable=True
+            ) from None
         request = await self._request(data, prefix)
         restarted_at = len(prefix) if attempt > 1 else None
         if restarted_at is not None:
@@ -377,20 +385,22 @@ class TutorActivities:
             raise _superseded()
         return committed + len(text), 1
 
-    @activity.defn(name="tutor.finish")
+    @activity.defn(name=ActivityName.TUTOR_FINISH)
     async def finish(self, data: FinishTurnInput) -> int:
         """Store the transcript, then tell the relays ``done``. Idempotent."""
         turn = TurnStream(self._redis, data.message_id)
         try:
             text = await turn.committed_text()
         except StreamLost as exc:
-            raise ApplicationError(str(exc), type="TutorStreamLost", non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=FailureType.TUTOR_STREAM_LOST, non_retryable=True
+            ) from None
         async with self._db() as db, db.begin():
             await repo.finish(db, data.message_id, TurnStatus.completed, text)
         await turn.close(EntryType.done, self._settings.tutor_stream_ttl_seconds, chars=len(text))
         return len(text)
 
-    @activity.defn(name="tutor.fail")
+    @activity.defn(name=ActivityName.TUTOR_FAIL)
     async def fail(self, data: FailTurnInput) -> None:
         """Close a turn that cannot be answered: keep what was said, tell the relays why."""
         turn = TurnStream(self._redis, data.message_id)
@@ -410,5 +420,7 @@ class TutorActivities:
 
 def _superseded() -> ApplicationError:
     return ApplicationError(
-        "another attempt owns this turn", type="TutorAttemptSuperseded", non_retryable=True
+        "another attempt owns this turn",
+        type=FailureType.TUTOR_ATTEMPT_SUPERSEDED,
+        non_retryable=True,
     )

@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
+from domain.contracts import FailureType
 from domain.upstream import INTERNAL_TOKEN_HEADER
 
 M = TypeVar("M", bound=BaseModel)
@@ -32,11 +33,13 @@ SERVER_ERROR_ATTEMPTS = 3
 
 
 class ErrorType:
-    UNAVAILABLE = "UpstreamUnavailable"
-    REJECTED = "UpstreamRejected"
-    MALFORMED = "UpstreamMalformed"
-    NOT_FOUND = "UpstreamNotFound"
-    SERVER_ERROR = "UpstreamServerError"
+    """The classes of upstream failure (names from ``domain.contracts.FailureType``)."""
+
+    UNAVAILABLE = FailureType.UPSTREAM_UNAVAILABLE
+    REJECTED = FailureType.UPSTREAM_REJECTED
+    MALFORMED = FailureType.UPSTREAM_MALFORMED
+    NOT_FOUND = FailureType.UPSTREAM_NOT_FOUND
+    SERVER_ERROR = FailureType.UPSTREAM_SERVER_ERROR
 
 
 def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:

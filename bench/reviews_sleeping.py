@@ -47,8 +47,15 @@ from bench.tutor_stream import (
     wait_port,
 )
 from domain import reviews
-from domain.reviews import REVIEWS_WORKFLOW, ReviewCarry, ReviewInput
-from domain.temporal import CO_USER_ID, reviews_workflow_id
+from domain.contracts import (
+    CO_USER_ID,
+    WorkflowName,
+    reviews_workflow_id,
+)
+from domain.reviews import (
+    ReviewCarry,
+    ReviewInput,
+)
 from domain.upstream import (
     IDEMPOTENCY_KEY_HEADER,
     INTERNAL_TOKEN_HEADER,
@@ -87,7 +94,7 @@ async def start_all(client: Client, inputs: list[ReviewInput]) -> float:
     async def one(data: ReviewInput) -> None:
         async with gate:
             await client.start_workflow(
-                REVIEWS_WORKFLOW,
+                WorkflowName.REVIEW_SCHEDULE,
                 data,
                 id=reviews_workflow_id(data.user_id),
                 task_queue=QUEUE,
@@ -212,7 +219,7 @@ async def run(learners: int, burst: int, max_cached: int) -> None:
             started = await start_all(client, inputs)
             asleep_after = await wait_count(
                 client,
-                f"WorkflowType = '{REVIEWS_WORKFLOW}' AND CoStatus = 'sleeping'",
+                f"WorkflowType = '{WorkflowName.REVIEW_SCHEDULE}' AND CoStatus = 'sleeping'",
                 learners,
                 timeout=max(600.0, learners / 5),
             )

@@ -36,7 +36,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from domain.temporal import CLI_TYPE_NAMES, SEARCH_ATTRIBUTES
+from domain.contracts import (
+    CLI_TYPE_NAMES,
+    SEARCH_ATTRIBUTES,
+)
 from domain.upstream import INTERNAL_TOKEN_HEADER, ProblemPublic, TutorRequest
 from tools.devkeys import ensure_dev_keys, generate_key_pair, make_token
 

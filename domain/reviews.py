@@ -42,19 +42,6 @@ MAX_RETENTION = 0.97
 
 Retention = Annotated[float, Field(ge=MIN_RETENTION, le=MAX_RETENTION)]
 
-# Workflow names: one place for both sides of the Temporal boundary.
-REVIEWS_WORKFLOW = "ReviewScheduleWorkflow"
-SUBMISSION_REVIEWED_SIGNAL = "submission_reviewed"
-SETTINGS_SIGNAL = "review_settings"
-GRADE_UPDATE = "grade"
-CARDS_QUERY = "cards"
-ACTIVITY_PROJECT = "reviews.project"
-ACTIVITY_MARK_DUE = "reviews.mark_due"
-ACTIVITY_NOTIFY = "reviews.notify"
-ACTIVITY_TELL = "reviews.tell_submission"
-# Error types raised by the grade update (ApplicationError.type).
-CARD_NOT_FOUND = "ReviewCardNotFound"
-CARD_NOT_DUE = "ReviewNotDue"
 
 # Handled signals/updates and history events after which a run continues as new.
 DEFAULT_MAX_EVENTS_PER_RUN = 500

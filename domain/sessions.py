@@ -28,13 +28,6 @@ RECENT_SUBMISSIONS = 100
 # Handled signals and updates after which a run continues as new (history stays short).
 DEFAULT_MAX_EVENTS_PER_RUN = 200
 
-SUBMISSION_FINISHED_SIGNAL = "submission_finished"
-HINT_GIVEN_SIGNAL = "hint_given"
-ADVANCE_UPDATE = "advance"
-END_UPDATE = "end"
-STATE_QUERY = "state"
-SNAPSHOT_QUERY = "snapshot"
-
 
 # --------------------------------------------------------------------------- workflow
 

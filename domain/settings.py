@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     # A real cluster: mTLS (client certificate and key, CA, server name) and/or an API key
     # (Temporal Cloud). Each PEM setting holds the PEM itself or the path of a PEM file;
-    # checked at start-up by ``domain.temporal_connection.tls_config``.
+    # checked at start-up by ``domain.contracts_connection.tls_config``.
     temporal_tls: bool = False
     temporal_tls_client_cert: str | None = None
     temporal_tls_client_key: str | None = None

@@ -14,7 +14,9 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
-from domain.temporal import SEARCH_ATTRIBUTES
+from domain.contracts import (
+    SEARCH_ATTRIBUTES,
+)
 
 
 class MissingSearchAttributes(RuntimeError):

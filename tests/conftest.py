@@ -34,8 +34,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from devservices.testing import serve
+from domain.contracts import (
+    SEARCH_ATTRIBUTES,
+)
 from domain.settings import Settings
-from domain.temporal import SEARCH_ATTRIBUTES
 from tools.devkeys import generate_key_pair, make_token
 
 # With CI=true a skipped test fails the run (tests/ci_skips.py).

@@ -12,10 +12,7 @@ one run), ``curriculum-check-{uuid}`` for a dry run.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import steps
@@ -30,29 +27,25 @@ with workflow.unsafe.imports_passed_through():
         PublishTrackInput,
         PublishVersionInput,
     )
+    from domain.contracts import (
+        CO_STATUS,
+        CO_TRACK_SLUG,
+        CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
+        FETCH_SCHEDULE_TO_CLOSE,
+        FETCH_START_TO_CLOSE,
+        INTERACTIVE_UPSTREAM_RETRY,
+        PUBLISH_SCHEDULE_TO_CLOSE,
+        ActivityName,
+        FailureType,
+        Step,
+        WorkflowName,
+    )
     from domain.curriculum import validate_curriculum
-    from domain.temporal import CO_STATUS, CO_TRACK_SLUG, CO_USER_ID, Step
-
-# Someone is waiting on the other end of the API: retry Problem Bank briefly, then
-# say it is unavailable rather than keep the author waiting.
-UPSTREAM_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-)
-FETCH_START_TO_CLOSE = timedelta(seconds=10)
-FETCH_SCHEDULE_TO_CLOSE = timedelta(seconds=20)
-
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=["DraftChanged"],
-)
-DB_TIMEOUT = timedelta(seconds=15)
-PUBLISH_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
 
 
-@workflow.defn(name="PublishTrackWorkflow")
+@workflow.defn(name=WorkflowName.PUBLISH_TRACK)
 class PublishTrackWorkflow:
     @workflow.run
     async def run(self, data: PublishTrackInput) -> PublishOutcome:
@@ -68,12 +61,12 @@ class PublishTrackWorkflow:
         steps.enter(Step.PROBLEM_BANK)
         try:
             facts = await workflow.execute_activity(
-                "curriculum.fetch_problems",
+                ActivityName.CURRICULUM_FETCH_PROBLEMS,
                 FetchProblemsInput(problem_ids=ids),
                 result_type=ProblemFactsList,
                 start_to_close_timeout=FETCH_START_TO_CLOSE,
                 schedule_to_close_timeout=FETCH_SCHEDULE_TO_CLOSE,
-                retry_policy=UPSTREAM_RETRY,
+                retry_policy=INTERACTIVE_UPSTREAM_RETRY,
             )
         except ActivityError as err:
             workflow.logger.warning("Problem Bank could not be asked: %s", err.cause or err)
@@ -96,7 +89,7 @@ class PublishTrackWorkflow:
         steps.enter(Step.DATABASE)
         try:
             published = await workflow.execute_activity(
-                "curriculum.publish_version",
+                ActivityName.CURRICULUM_PUBLISH_VERSION,
                 PublishVersionInput(
                     version_id=data.version_id, spec=data.spec, problems=facts.items
                 ),
@@ -112,7 +105,7 @@ class PublishTrackWorkflow:
                     PublishOutcome(status=PublishStatus.draft_changed, message=cause.message)
                 )
             raise ApplicationError(
-                "the draft could not be published", type="PublishFailed"
+                "the draft could not be published", type=FailureType.PUBLISH_FAILED
             ) from err
         return self._finish(
             PublishOutcome(

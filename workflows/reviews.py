@@ -28,23 +28,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import reviews
+    from domain.contracts import (
+        CO_NEXT_REVIEW_AT,
+        CO_REVIEWS_DUE,
+        CO_STATUS,
+        CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
+        NOTIFY_RETRY,
+        NOTIFY_TIMEOUT,
+        ActivityName,
+        FailureType,
+        QueryName,
+        SignalName,
+        UpdateName,
+        WorkflowName,
+    )
     from domain.reviews import (
-        ACTIVITY_MARK_DUE,
-        ACTIVITY_NOTIFY,
-        ACTIVITY_PROJECT,
-        CARD_NOT_DUE,
-        CARD_NOT_FOUND,
-        CARDS_QUERY,
-        GRADE_UPDATE,
         RECENT_IDS,
-        REVIEWS_WORKFLOW,
-        SETTINGS_SIGNAL,
-        SUBMISSION_REVIEWED_SIGNAL,
         Card,
         CardView,
         GradeRequest,
@@ -58,24 +64,8 @@ with workflow.unsafe.imports_passed_through():
         ReviewSettings,
         SubmissionReviewed,
     )
-    from domain.temporal import (
-        CO_NEXT_REVIEW_AT,
-        CO_REVIEWS_DUE,
-        CO_STATUS,
-        CO_USER_ID,
-        DB_RETRY,
-        DB_TIMEOUT,
-    )
     from domain.upstream import Verdict
 
-# Telling the main API: transient failures retry with backoff, without end (a due
-# notification must never be lost); a refusal (4xx) is non-retryable and logged.
-NOTIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-NOTIFY_TIMEOUT = timedelta(seconds=30)
 # How long a grade waits for its projection before answering anyway.
 UPDATE_PROJECTION_WAIT = timedelta(seconds=10)
 MIN_TIMER = timedelta(seconds=1)
@@ -85,7 +75,7 @@ def _at(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
-@workflow.defn(name=REVIEWS_WORKFLOW)
+@workflow.defn(name=WorkflowName.REVIEW_SCHEDULE)
 class ReviewScheduleWorkflow:
     @workflow.init
     def __init__(self, data: ReviewInput) -> None:
@@ -175,7 +165,7 @@ class ReviewScheduleWorkflow:
         logs = list(self._logs)
         cards = list(self._cards.values())
         await workflow.execute_activity(
-            ACTIVITY_PROJECT,
+            ActivityName.REVIEWS_PROJECT,
             ReviewProjection(
                 user_id=self._data.user_id,
                 seq=seq,
@@ -201,7 +191,7 @@ class ReviewScheduleWorkflow:
             f"main API (batch {batch_id})."
         )
         await workflow.execute_activity(
-            ACTIVITY_MARK_DUE,
+            ActivityName.REVIEWS_MARK_DUE,
             MarkDueInput(
                 user_id=user, batch_id=batch_id, problem_ids=[c.problem_id for c in batch]
             ),
@@ -209,7 +199,7 @@ class ReviewScheduleWorkflow:
             retry_policy=DB_RETRY,
         )
         await workflow.execute_activity(
-            ACTIVITY_NOTIFY,
+            ActivityName.REVIEWS_NOTIFY,
             NotifyInput(
                 user_id=user,
                 batch_id=batch_id,
@@ -275,7 +265,7 @@ class ReviewScheduleWorkflow:
 
     # ------------------------------------------------------------------ signals
 
-    @workflow.signal(name=SUBMISSION_REVIEWED_SIGNAL)
+    @workflow.signal(name=SignalName.SUBMISSION_REVIEWED)
     def submission_reviewed(self, data: SubmissionReviewed) -> None:
         self._events += 1
         key = str(data.submission_id)
@@ -306,7 +296,7 @@ class ReviewScheduleWorkflow:
             now,
         )
 
-    @workflow.signal(name=SETTINGS_SIGNAL)
+    @workflow.signal(name=SignalName.REVIEW_SETTINGS)
     def review_settings(self, data: ReviewSettings) -> None:
         self._events += 1
         if data != self._settings:
@@ -315,7 +305,7 @@ class ReviewScheduleWorkflow:
 
     # ------------------------------------------------------------------ updates
 
-    @workflow.update(name=GRADE_UPDATE)
+    @workflow.update(name=UpdateName.GRADE)
     async def grade(self, data: GradeRequest) -> CardView:
         self._events += 1
         key = str(data.review_id)
@@ -346,7 +336,7 @@ class ReviewScheduleWorkflow:
         if card is None:
             raise ApplicationError(
                 f"no review card for problem {data.problem_id}",
-                type=CARD_NOT_FOUND,
+                type=FailureType.REVIEW_CARD_NOT_FOUND,
                 non_retryable=True,
             )
         if not data.force and not card.is_due(workflow.now()):
@@ -354,12 +344,12 @@ class ReviewScheduleWorkflow:
                 f"problem {data.problem_id} is not due until {_at(card.due)}; "
                 "send force: true to review it early",
                 card.due.isoformat(),
-                type=CARD_NOT_DUE,
+                type=FailureType.REVIEW_NOT_DUE,
                 non_retryable=True,
             )
 
     # ------------------------------------------------------------------ queries
 
-    @workflow.query(name=CARDS_QUERY)
+    @workflow.query(name=QueryName.CARDS)
     def cards(self) -> list[CardView]:
         return [reviews.card_view(c) for c in self._cards.values()]

@@ -29,15 +29,25 @@ from workflows import steps
 
 with workflow.unsafe.imports_passed_through():
     from domain import progression
+    from domain.contracts import (
+        CO_PROBLEM_ID,
+        CO_SESSION_ID,
+        CO_STATUS,
+        CO_TRACK_SLUG,
+        CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
+        ActivityName,
+        FailureType,
+        QueryName,
+        SignalName,
+        Step,
+        UpdateName,
+        WorkflowName,
+    )
     from domain.progression import Progress, SessionStatus, SessionView
     from domain.sessions import (
-        ADVANCE_UPDATE,
-        END_UPDATE,
-        HINT_GIVEN_SIGNAL,
         RECENT_SUBMISSIONS,
-        SNAPSHOT_QUERY,
-        STATE_QUERY,
-        SUBMISSION_FINISHED_SIGNAL,
         AdvanceRequest,
         EndRequest,
         HintGiven,
@@ -48,23 +58,12 @@ with workflow.unsafe.imports_passed_through():
         SessionProjection,
         SubmissionFinished,
     )
-    from domain.temporal import (
-        CO_PROBLEM_ID,
-        CO_SESSION_ID,
-        CO_STATUS,
-        CO_TRACK_SLUG,
-        CO_USER_ID,
-        DB_RETRY,
-        DB_TIMEOUT,
-        Step,
-    )
 
 # How long an update waits for its projection before answering with the new state anyway.
 UPDATE_PROJECTION_WAIT = timedelta(seconds=10)
 # A timer closer than this to the idle deadline is not worth starting.
 MIN_TIMER = timedelta(seconds=1)
 
-ADVANCE_REFUSED = "AdvanceRefused"
 STATUS_BEFORE_WRITE_PATCH = "session-status-before-projection"
 
 
@@ -72,7 +71,7 @@ def _at(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-@workflow.defn(name="SessionWorkflow")
+@workflow.defn(name=WorkflowName.SESSION)
 class SessionWorkflow:
     @workflow.init
     def __init__(self, data: SessionInput) -> None:
@@ -166,7 +165,7 @@ class SessionWorkflow:
         snapshot = self._progress
         data = self._data
         await workflow.execute_activity(
-            "session.project",
+            ActivityName.SESSION_PROJECT,
             SessionProjection(
                 session_id=data.session_id,
                 user_id=data.user_id,
@@ -232,7 +231,7 @@ class SessionWorkflow:
 
     # ------------------------------------------------------------------ signals
 
-    @workflow.signal(name=SUBMISSION_FINISHED_SIGNAL)
+    @workflow.signal(name=SignalName.SUBMISSION_FINISHED)
     def submission_finished(self, data: SubmissionFinished) -> None:
         self._events += 1
         if not self._progress.active or data.submission_id in self._recent:
@@ -242,7 +241,7 @@ class SessionWorkflow:
             self._plan, self._progress, data.problem_id, data.verdict, workflow.now()
         )
 
-    @workflow.signal(name=HINT_GIVEN_SIGNAL)
+    @workflow.signal(name=SignalName.HINT_GIVEN)
     def hint_given(self, data: HintGiven) -> None:
         self._events += 1
         self._progress = progression.record_hint(
@@ -251,7 +250,7 @@ class SessionWorkflow:
 
     # ------------------------------------------------------------------ updates
 
-    @workflow.update(name=ADVANCE_UPDATE)
+    @workflow.update(name=UpdateName.ADVANCE)
     async def advance(self, data: AdvanceRequest) -> SessionView:
         self._events += 1
         # Checked again: another update accepted in the same task may have moved on.
@@ -267,10 +266,10 @@ class SessionWorkflow:
         refusal = progression.advance_refusal(self._plan, self._progress, data.from_problem_id)
         if refusal is not None:
             raise ApplicationError(
-                refusal.message, refusal.code, type=ADVANCE_REFUSED, non_retryable=True
+                refusal.message, refusal.code, type=FailureType.ADVANCE_REFUSED, non_retryable=True
             )
 
-    @workflow.update(name=END_UPDATE)
+    @workflow.update(name=UpdateName.END)
     async def end(self, _request: EndRequest) -> SessionView:
         self._events += 1
         self._progress = progression.close(self._progress, SessionStatus.ended, workflow.now())
@@ -278,10 +277,10 @@ class SessionWorkflow:
 
     # ------------------------------------------------------------------ queries
 
-    @workflow.query(name=STATE_QUERY)
+    @workflow.query(name=QueryName.STATE)
     def state(self) -> SessionView:
         return progression.view(self._plan, self._progress)
 
-    @workflow.query(name=SNAPSHOT_QUERY)
+    @workflow.query(name=QueryName.SNAPSHOT)
     def snapshot(self) -> SessionCarry:
         return SessionCarry(progress=self._progress, recent_submissions=list(self._recent))

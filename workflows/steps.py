@@ -11,13 +11,16 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.temporal import CO_STEP, CO_STEP_SINCE
+    from domain.contracts import (
+        CO_STEP,
+        CO_STEP_SINCE,
+    )
 
 STEP_PATCH = "co-step-search-attributes"
 
 
 def enter(step: str) -> None:
-    """Record that the workflow now waits on ``step`` (one of ``domain.temporal.Step``)."""
+    """Record that the workflow now waits on ``step`` (one of ``domain.contracts.Step``)."""
     if workflow.patched(STEP_PATCH):
         workflow.upsert_search_attributes(
             [CO_STEP.value_set(step), CO_STEP_SINCE.value_set(workflow.now())]

@@ -8,17 +8,37 @@ unavailable past the retry budget) ends as ``internal_error`` with status
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import steps
 
 with workflow.unsafe.imports_passed_through():
-    from domain.reviews import ACTIVITY_TELL, SubmissionReviewed, TellSubmissionInput
-    from domain.sessions import SUBMISSION_FINISHED_SIGNAL, SubmissionFinished
+    from domain.contracts import (
+        CO_PROBLEM_ID,
+        CO_SESSION_ID,
+        CO_STATUS,
+        CO_USER_ID,
+        DB_RETRY,
+        DB_TIMEOUT,
+        EVAL_HEARTBEAT,
+        EVAL_RETRY,
+        EVAL_SCHEDULE_TO_CLOSE,
+        EVAL_START_TO_CLOSE,
+        RECORD_RETRY,
+        RECORD_WAIT,
+        ActivityName,
+        QueryName,
+        SignalName,
+        Step,
+        WorkflowName,
+        session_workflow_id,
+    )
+    from domain.reviews import (
+        SubmissionReviewed,
+        TellSubmissionInput,
+    )
+    from domain.sessions import SubmissionFinished
     from domain.submissions import (
         BeginInput,
         EvaluateInput,
@@ -29,37 +49,8 @@ with workflow.unsafe.imports_passed_through():
         SubmissionOutcome,
         SubmissionStatus,
     )
-    from domain.temporal import (
-        CO_PROBLEM_ID,
-        CO_SESSION_ID,
-        CO_STATUS,
-        CO_USER_ID,
-        DB_RETRY,
-        DB_TIMEOUT,
-        Step,
-        session_workflow_id,
-    )
     from domain.upstream import Verdict
 
-# The API commits the row right after starting the workflow: poll for it quickly,
-# and give up after a while (the POST died before committing).
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-)
-RECORD_WAIT = timedelta(minutes=2)
-
-# Evaluation: transient upstream failures retry with backoff for up to 30 minutes;
-# 4xx and malformed answers are non-retryable (raised as such by the activity).
-EVAL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-)
-EVAL_START_TO_CLOSE = timedelta(minutes=3)
-EVAL_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
-EVAL_HEARTBEAT = timedelta(seconds=10)
 
 INTERNAL_ERROR_MESSAGE = (
     "The submission could not be evaluated because of a problem on our side; "
@@ -67,12 +58,12 @@ INTERNAL_ERROR_MESSAGE = (
 )
 
 
-@workflow.defn(name="SubmissionWorkflow")
+@workflow.defn(name=WorkflowName.SUBMISSION)
 class SubmissionWorkflow:
     def __init__(self) -> None:
         self._status = SubmissionStatus.queued
 
-    @workflow.query(name="status")
+    @workflow.query(name=QueryName.STATUS)
     def status(self) -> SubmissionStatus:
         return self._status
 
@@ -86,7 +77,7 @@ class SubmissionWorkflow:
         workflow.set_current_details("Waiting for the API to record the submission.")
         try:
             facts = await workflow.execute_activity(
-                "submission.begin",
+                ActivityName.SUBMISSION_BEGIN,
                 BeginInput(submission_id=data.submission_id),
                 result_type=SubmissionFacts,
                 start_to_close_timeout=DB_TIMEOUT,
@@ -111,7 +102,7 @@ class SubmissionWorkflow:
         steps.enter(Step.EVAL)
         try:
             outcome = await workflow.execute_activity(
-                "submission.evaluate",
+                ActivityName.SUBMISSION_EVALUATE,
                 EvaluateInput(submission_id=data.submission_id),
                 result_type=EvaluationOutcome,
                 start_to_close_timeout=EVAL_START_TO_CLOSE,
@@ -130,7 +121,7 @@ class SubmissionWorkflow:
         workflow.set_current_details(f"Saving the verdict {outcome.verdict.value}.")
         steps.enter(Step.DATABASE)
         await workflow.execute_activity(
-            "submission.persist_result",
+            ActivityName.SUBMISSION_PERSIST_RESULT,
             PersistResultInput(
                 submission_id=data.submission_id,
                 user_id=data.user_id,
@@ -167,7 +158,7 @@ class SubmissionWorkflow:
             return
         workflow.set_current_details("Telling the learner's review schedule.")
         await workflow.execute_activity(
-            ACTIVITY_TELL,
+            ActivityName.REVIEWS_TELL_SUBMISSION,
             TellSubmissionInput(
                 user_id=data.user_id,
                 submission=SubmissionReviewed(
@@ -191,7 +182,7 @@ class SubmissionWorkflow:
         session = workflow.get_external_workflow_handle(session_workflow_id(facts.session_id))
         try:
             await session.signal(
-                SUBMISSION_FINISHED_SIGNAL,
+                SignalName.SUBMISSION_FINISHED,
                 SubmissionFinished(
                     submission_id=data.submission_id,
                     problem_id=facts.problem_id,

@@ -13,21 +13,31 @@ in this workflow's input so operators can read them in the history.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.sessions import HINT_GIVEN_SIGNAL, HintGiven
-    from domain.temporal import (
+    from domain.contracts import (
         CO_PROBLEM_ID,
         CO_SESSION_ID,
         CO_STATUS,
         CO_USER_ID,
+        DB_TIMEOUT,
+        INTERACTIVE_DB_RETRY,
+        RECORD_RETRY_LOCAL,
+        RECORD_WAIT,
+        STREAM_HEARTBEAT,
+        STREAM_RETRY,
+        STREAM_SCHEDULE_TO_CLOSE,
+        STREAM_START_TO_CLOSE,
+        ActivityName,
+        FailureType,
+        QueryName,
+        SignalName,
+        WorkflowName,
         session_workflow_id,
     )
+    from domain.sessions import HintGiven
     from domain.tutor import (
         BeginTurnInput,
         FailTurnInput,
@@ -39,40 +49,17 @@ with workflow.unsafe.imports_passed_through():
         TutorTurnOutcome,
     )
 
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-)
-DB_TIMEOUT = timedelta(seconds=15)
-# How long to wait for the API to commit the row after starting the workflow. Each attempt
-# of ``tutor.begin`` looks for the row for 3 s; the attempt limit bounds the wait even
-# where a local activity's schedule-to-close is not enforced (the time-skipping server).
-RECORD_WAIT = timedelta(minutes=2)
-BEGIN_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=12,
-)
-
-# A learner is watching: retry a failing Tutor quickly and give up within seconds, not
-# minutes. Each retry resumes where the stream stopped, so retrying is never visible.
-STREAM_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=4),
-    maximum_attempts=6,
-)
-STREAM_START_TO_CLOSE = timedelta(seconds=90)
-STREAM_SCHEDULE_TO_CLOSE = timedelta(minutes=3)
-STREAM_HEARTBEAT = timedelta(seconds=10)
 
 UNAVAILABLE_REASON = "The tutor is not available right now. Please try again in a minute."
 REFUSED_REASON = "The tutor could not answer this question. Please rephrase it and try again."
-# ``activities.upstream.ErrorType`` values of failures retrying cannot fix (spelled out here:
-# workflow modules import nothing that does I/O).
-_REFUSED_TYPES = frozenset({"UpstreamRejected", "UpstreamNotFound", "UpstreamMalformed"})
+# Upstream failures that retrying cannot fix.
+_REFUSED_TYPES = frozenset(
+    {
+        FailureType.UPSTREAM_REJECTED,
+        FailureType.UPSTREAM_NOT_FOUND,
+        FailureType.UPSTREAM_MALFORMED,
+    }
+)
 
 
 def _reason(err: ActivityError) -> tuple[str, str]:
@@ -83,12 +70,12 @@ def _reason(err: ActivityError) -> tuple[str, str]:
     return "tutor_unavailable", UNAVAILABLE_REASON
 
 
-@workflow.defn(name="TutorTurnWorkflow")
+@workflow.defn(name=WorkflowName.TUTOR_TURN)
 class TutorTurnWorkflow:
     def __init__(self) -> None:
         self._status = TurnStatus.streaming
 
-    @workflow.query(name="status")
+    @workflow.query(name=QueryName.STATUS)
     def status(self) -> TurnStatus:
         return self._status
 
@@ -111,12 +98,12 @@ class TutorTurnWorkflow:
             # Local: a learner is waiting for the first token, and a short database check
             # does not need a round trip through the server to be scheduled.
             await workflow.execute_local_activity(
-                "tutor.begin",
+                ActivityName.TUTOR_BEGIN,
                 BeginTurnInput(message_id=data.message_id),
                 result_type=bool,
                 start_to_close_timeout=DB_TIMEOUT,
                 schedule_to_close_timeout=RECORD_WAIT,
-                retry_policy=BEGIN_RETRY,
+                retry_policy=RECORD_RETRY_LOCAL,
             )
         except (ActivityError, ApplicationError, TimeoutError):
             # (A local activity's failure arrives unwrapped: its ApplicationError or timeout.)
@@ -132,7 +119,7 @@ class TutorTurnWorkflow:
         )
         try:
             outcome = await workflow.execute_activity(
-                "tutor.stream",
+                ActivityName.TUTOR_STREAM,
                 StreamTurnInput(
                     message_id=data.message_id,
                     problem_id=data.problem_id,
@@ -147,11 +134,11 @@ class TutorTurnWorkflow:
             )
             workflow.set_current_details("Saving the transcript.")
             chars = await workflow.execute_activity(
-                "tutor.finish",
+                ActivityName.TUTOR_FINISH,
                 FinishTurnInput(message_id=data.message_id),
                 result_type=int,
                 start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                retry_policy=INTERACTIVE_DB_RETRY,
             )
         except ActivityError as err:
             # The Tutor stayed down or refused (or, rarely, the stream was lost before it
@@ -160,10 +147,10 @@ class TutorTurnWorkflow:
             code, reason = _reason(err)
             workflow.set_current_details(f"Closing the turn as failed ({code}).")
             await workflow.execute_activity(
-                "tutor.fail",
+                ActivityName.TUTOR_FAIL,
                 FailTurnInput(message_id=data.message_id, code=code, reason=reason),
                 start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                retry_policy=INTERACTIVE_DB_RETRY,
             )
             self._set_status(TurnStatus.failed)
             return TutorTurnOutcome(message_id=data.message_id, status=self._status)
@@ -179,7 +166,7 @@ class TutorTurnWorkflow:
         handle = workflow.get_external_workflow_handle(session_workflow_id(data.session_id))
         try:
             await handle.signal(
-                HINT_GIVEN_SIGNAL,
+                SignalName.HINT_GIVEN,
                 HintGiven(
                     problem_id=data.problem_id,
                     level=data.decision.granted,

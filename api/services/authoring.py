@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import (
     SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -40,6 +39,7 @@ from api.problem_types import (
     PreconditionFailed,
     TrackExists,
 )
+from api.temporal import start_workflow as temporal_start
 from domain.authoring import (
     AuthorTrack,
     AuthorTrackList,
@@ -51,9 +51,15 @@ from domain.authoring import (
     PublishTrackInput,
     TrackPatch,
 )
+from domain.contracts import (
+    CO_TRACK_SLUG,
+    CO_USER_ID,
+    WorkflowName,
+    curriculum_check_workflow_id,
+    publish_workflow_id,
+)
 from domain.curriculum import CurriculumIssue, CurriculumSpec, TrackSpec, domain_mismatches
 from domain.settings import Settings
-from domain.temporal import CO_TRACK_SLUG, CO_USER_ID
 from domain.tracks import ModuleOut, TrackDetail
 from domain.upstream import Domain
 from store import curricula as repo
@@ -101,31 +107,34 @@ async def _run_check(
     if version_id is not None:
         await _run_check(temporal, settings, principal, slug, spec, track_domain=track_domain)
     dry_run = version_id is None
-    workflow_id = f"curriculum-check-{uuid.uuid4()}" if dry_run else f"publish-{version_id}"
+    workflow_id = (
+        curriculum_check_workflow_id(uuid.uuid4()) if dry_run else publish_workflow_id(version_id)
+    )
+    handle = await temporal_start(
+        temporal,
+        WorkflowName.PUBLISH_TRACK,
+        PublishTrackInput(
+            track_slug=slug,
+            version_id=version_id,
+            spec=spec,
+            dry_run=dry_run,
+            requested_by=principal.user_id,
+        ),
+        id=workflow_id,
+        task_queue=settings.temporal_task_queue,
+        attributes=[
+            SearchAttributePair(CO_TRACK_SLUG, slug),
+            SearchAttributePair(CO_USER_ID, principal.user_id),
+        ],
+        unavailable="the curriculum cannot be checked right now",
+        result_type=PublishOutcome,
+        # Two authors publishing the same draft at once share one run.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        execution_timeout=timedelta(minutes=5),
+    )
+    assert handle is not None  # duplicates are allowed: a start is never refused
     try:
-        handle = await temporal.start_workflow(
-            "PublishTrackWorkflow",
-            PublishTrackInput(
-                track_slug=slug,
-                version_id=version_id,
-                spec=spec,
-                dry_run=dry_run,
-                requested_by=principal.user_id,
-            ),
-            id=workflow_id,
-            task_queue=settings.temporal_task_queue,
-            result_type=PublishOutcome,
-            # Two authors publishing the same draft at once share one run.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            execution_timeout=timedelta(minutes=5),
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(CO_TRACK_SLUG, slug),
-                    SearchAttributePair(CO_USER_ID, principal.user_id),
-                ]
-            ),
-        )
         outcome: PublishOutcome = await asyncio.wait_for(handle.result(), CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         raise ServiceUnavailable(

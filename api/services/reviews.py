@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -27,13 +27,17 @@ from api.auth import Principal
 from api.errors import NotFound, ServiceUnavailable, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.problem_types import DependencyUnavailable, ReviewNotDue
+from api.temporal import start_workflow as temporal_start
 from domain import reviews
+from domain.contracts import (
+    CO_USER_ID,
+    FailureType,
+    SignalName,
+    UpdateName,
+    WorkflowName,
+    reviews_workflow_id,
+)
 from domain.reviews import (
-    CARD_NOT_DUE,
-    CARD_NOT_FOUND,
-    GRADE_UPDATE,
-    REVIEWS_WORKFLOW,
-    SETTINGS_SIGNAL,
     Card,
     CardState,
     GradeBody,
@@ -47,7 +51,6 @@ from domain.reviews import (
     ReviewStatus,
 )
 from domain.settings import Settings
-from domain.temporal import CO_USER_ID, reviews_workflow_id
 from store import reviews as repo
 from store.models import ReviewItem
 
@@ -132,7 +135,7 @@ async def grade(
             # The update id makes Temporal itself drop a retried grade within a run; the
             # workflow also remembers recent review ids across runs.
             handle.execute_update(
-                GRADE_UPDATE, request, id=f"grade-{review_id}", result_type=reviews.CardView
+                UpdateName.GRADE, request, id=f"grade-{review_id}", result_type=reviews.CardView
             ),
             UPDATE_TIMEOUT_SECONDS,
         )
@@ -143,9 +146,9 @@ async def grade(
         ) from None
     except WorkflowUpdateFailedError as err:
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == CARD_NOT_DUE:
+        if isinstance(cause, ApplicationError) and cause.type == FailureType.REVIEW_NOT_DUE:
             raise ReviewNotDue(cause.message) from None
-        if isinstance(cause, ApplicationError) and cause.type == CARD_NOT_FOUND:
+        if isinstance(cause, ApplicationError) and cause.type == FailureType.REVIEW_CARD_NOT_FOUND:
             raise NotFound(f"you have no review card for problem {problem_id}") from None
         raise
     except RPCError as err:
@@ -200,18 +203,15 @@ async def put_settings(
     temporal: Client, settings: Settings, principal: Principal, body: ReviewSettings
 ) -> ReviewSettingsOut:
     """Signal-with-start: a learner may choose a retention before their first card."""
-    try:
-        await temporal.start_workflow(
-            REVIEWS_WORKFLOW,
-            ReviewInput(user_id=principal.user_id, settings=body),
-            id=reviews_workflow_id(principal.user_id),
-            task_queue=settings.temporal_task_queue,
-            start_signal=SETTINGS_SIGNAL,
-            start_signal_args=[body],
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(CO_USER_ID, principal.user_id)]
-            ),
-        )
-    except RPCError as err:
-        raise DependencyUnavailable("temporal: the review schedule cannot be reached") from err
+    await temporal_start(
+        temporal,
+        WorkflowName.REVIEW_SCHEDULE,
+        ReviewInput(user_id=principal.user_id, settings=body),
+        id=reviews_workflow_id(principal.user_id),
+        task_queue=settings.temporal_task_queue,
+        attributes=[SearchAttributePair(CO_USER_ID, principal.user_id)],
+        unavailable="the review schedule cannot be reached",
+        start_signal=SignalName.REVIEW_SETTINGS,
+        start_signal_args=[body],
+    )
     return ReviewSettingsOut(desired_retention=body.desired_retention)

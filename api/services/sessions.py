@@ -22,7 +22,6 @@ from temporalio.client import (
 )
 from temporalio.common import (
     SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError
@@ -33,12 +32,22 @@ from api.errors import NotFound, ServiceUnavailable
 from api.pagination import decode_cursor, encode_cursor
 from api.problem_types import AdvanceRefused, DependencyUnavailable, SessionClosed
 from api.services import problems as problem_service
+from api.temporal import start_workflow as temporal_start
 from domain import progression
+from domain.contracts import (
+    CO_PROBLEM_ID,
+    CO_SESSION_ID,
+    CO_STATUS,
+    CO_TRACK_SLUG,
+    CO_USER_ID,
+    FailureType,
+    QueryName,
+    UpdateName,
+    WorkflowName,
+    session_workflow_id,
+)
 from domain.progression import SessionStatus, SessionView
 from domain.sessions import (
-    ADVANCE_UPDATE,
-    END_UPDATE,
-    STATE_QUERY,
     AdvanceRequest,
     CurrentRef,
     EndRequest,
@@ -50,14 +59,6 @@ from domain.sessions import (
     SessionSummary,
 )
 from domain.settings import Settings
-from domain.temporal import (
-    CO_PROBLEM_ID,
-    CO_SESSION_ID,
-    CO_STATUS,
-    CO_TRACK_SLUG,
-    CO_USER_ID,
-    session_workflow_id,
-)
 from store import sessions as repo
 from store import tracks as track_repo
 from store.models import LearningSession, Track, TrackVersion
@@ -206,18 +207,17 @@ async def create(
     ]
     if progress.position is not None:
         attributes.append(SearchAttributePair(CO_PROBLEM_ID, progress.position.problem_id))
-    try:
-        await temporal.start_workflow(
-            "SessionWorkflow",
-            data,
-            id=session_workflow_id(session_id),
-            task_queue=settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(attributes),
-        )
-    except RPCError as err:
-        # The row goes with the rolled-back transaction.
-        raise DependencyUnavailable("temporal: sessions cannot be started right now") from err
+    # Unreachable: 503, and the row goes with the rolled-back transaction.
+    await temporal_start(
+        temporal,
+        WorkflowName.SESSION,
+        data,
+        id=session_workflow_id(session_id),
+        task_queue=settings.temporal_task_queue,
+        attributes=attributes,
+        unavailable="sessions cannot be started right now",
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
     return (
         await _detail(db, principal.user_id, session_id, version, progression.view(plan, progress)),
         True,
@@ -325,13 +325,13 @@ async def advance(
     if row.status != SessionStatus.active.value:
         return await _closed(db, row, version, body)
     try:
-        view = await _update(temporal, session_id, ADVANCE_UPDATE, body)
+        view = await _update(temporal, session_id, UpdateName.ADVANCE, body)
     except SessionClosed:
         await db.refresh(row)
         return await _closed(db, row, version, body)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == "AdvanceRefused":
+        if isinstance(cause, ApplicationError) and cause.type == FailureType.ADVANCE_REFUSED:
             code = str(cause.details[0]) if cause.details else "refused"
             if code == "not_active":
                 await db.refresh(row)
@@ -384,7 +384,7 @@ async def _query_state(temporal: Client, session_id: uuid.UUID) -> SessionView:
     handle = temporal.get_workflow_handle(session_workflow_id(session_id))
     try:
         return await asyncio.wait_for(
-            handle.query(STATE_QUERY, result_type=SessionView), UPDATE_TIMEOUT_SECONDS
+            handle.query(QueryName.STATE, result_type=SessionView), UPDATE_TIMEOUT_SECONDS
         )
     except (TimeoutError, RPCError):
         raise ServiceUnavailable("the session cannot be reached right now; try again") from None
@@ -398,7 +398,7 @@ async def end(
     if row.status != SessionStatus.active.value:
         return await _stored_detail(db, row)
     try:
-        view = await _update(temporal, session_id, END_UPDATE, EndRequest())
+        view = await _update(temporal, session_id, UpdateName.END, EndRequest())
     except SessionClosed:
         await db.refresh(row)
         return await _stored_detail(db, row)

@@ -17,11 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import (
     SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal
 from api.errors import NotFound, PayloadTooLarge, TooManyRequests, Unprocessable
@@ -29,6 +27,14 @@ from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
 from api.problem_types import IdempotencyKeyReused
 from api.services import session_rules as sessions_rules
+from api.temporal import start_workflow as temporal_start
+from domain.contracts import (
+    CO_PROBLEM_ID,
+    CO_STATUS,
+    CO_USER_ID,
+    WorkflowName,
+    submission_workflow_id,
+)
 from domain.settings import Settings
 from domain.submissions import (
     EvaluationProgress,
@@ -42,7 +48,6 @@ from domain.submissions import (
     TestResultOut,
     submission_id_for_key,
 )
-from domain.temporal import CO_PROBLEM_ID, CO_STATUS, CO_USER_ID, submission_workflow_id
 from domain.upstream import EvalKind, Verdict
 from store import submissions as repo
 from store import tracks as track_repo
@@ -96,25 +101,23 @@ IN_FLIGHT_RETRY_AFTER_SECONDS = 5
 async def start_workflow(
     temporal: Client, settings: Settings, submission_id: uuid.UUID, user_id: str, problem_id: str
 ) -> None:
-    try:
-        await temporal.start_workflow(
-            "SubmissionWorkflow",
-            SubmissionInput(submission_id=submission_id, user_id=user_id),
-            id=submission_workflow_id(submission_id),
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished evaluation is never run again for the same id.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(CO_USER_ID, user_id),
-                    SearchAttributePair(CO_PROBLEM_ID, problem_id),
-                    SearchAttributePair(CO_STATUS, SubmissionStatus.queued.value),
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        pass  # already ran to completion: the stored result is the answer
+    # A workflow that already ran to completion is no error: the stored result is the answer.
+    await temporal_start(
+        temporal,
+        WorkflowName.SUBMISSION,
+        SubmissionInput(submission_id=submission_id, user_id=user_id),
+        id=submission_workflow_id(submission_id),
+        task_queue=settings.temporal_task_queue,
+        attributes=[
+            SearchAttributePair(CO_USER_ID, user_id),
+            SearchAttributePair(CO_PROBLEM_ID, problem_id),
+            SearchAttributePair(CO_STATUS, SubmissionStatus.queued.value),
+        ],
+        unavailable="submissions cannot be evaluated right now",
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A finished evaluation is never run again for the same id.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
 
 
 async def create(

@@ -19,29 +19,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from api.auth import Principal
 from api.errors import ApiError, NotFound, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
-from api.problem_types import DependencyUnavailable, IdempotencyKeyReused, SessionClosed
+from api.problem_types import IdempotencyKeyReused, SessionClosed
 from api.sse_slots import Lease, Refusal, SseSlots
+from api.temporal import start_workflow as temporal_start
 from api.tutor_relay import valid_entry_id
-from domain.hints import decide
-from domain.settings import Settings
-from domain.temporal import (
+from domain.contracts import (
     CO_PROBLEM_ID,
     CO_SESSION_ID,
     CO_STATUS,
     CO_USER_ID,
+    WorkflowName,
     tutor_workflow_id,
 )
+from domain.hints import decide
+from domain.settings import Settings
 from domain.tutor import (
     MetaEvent,
     TurnStatus,
@@ -116,30 +115,23 @@ async def _ensure_streamable(redis: Redis, row: TutorMessage) -> None:
 
 
 async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnInput) -> None:
-    try:
-        await temporal.start_workflow(
-            "TutorTurnWorkflow",
-            data,
-            id=tutor_workflow_id(data.message_id),
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(CO_USER_ID, data.user_id),
-                    SearchAttributePair(CO_PROBLEM_ID, data.problem_id),
-                    SearchAttributePair(CO_SESSION_ID, str(data.session_id)),
-                    SearchAttributePair(CO_STATUS, TurnStatus.streaming.value),
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        pass  # the turn already ran: its stream (or transcript) is the answer
-    except RPCError as exc:
-        log.warning("tutor turn not started", extra={"error": repr(exc)[:300]})
-        raise DependencyUnavailable(
-            "temporal: the tutor cannot take questions right now; retry shortly"
-        ) from None
+    # A turn that already ran is no error: its stream (or transcript) is the answer.
+    await temporal_start(
+        temporal,
+        WorkflowName.TUTOR_TURN,
+        data,
+        id=tutor_workflow_id(data.message_id),
+        task_queue=settings.temporal_task_queue,
+        attributes=[
+            SearchAttributePair(CO_USER_ID, data.user_id),
+            SearchAttributePair(CO_PROBLEM_ID, data.problem_id),
+            SearchAttributePair(CO_SESSION_ID, str(data.session_id)),
+            SearchAttributePair(CO_STATUS, TurnStatus.streaming.value),
+        ],
+        unavailable="the tutor cannot take questions right now; retry shortly",
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
 
 
 async def start_turn(

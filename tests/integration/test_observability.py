@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -22,16 +21,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from domain.contracts import (
+    ActivityName,
+    WorkflowName,
+)
 from domain.settings import Settings
 from tests.conftest import started_app
+from tests.support import free_port
 
 SUM_OK = "def sum_evens(numbers):\n    return sum(n for n in numbers if n % 2 == 0)\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -83,7 +81,7 @@ async def observed(
 async def traffic(observed: Observed, token_for: Callable[..., str]) -> dict[str, object]:
     """A submission evaluated end to end, a tutor stream, a 404 and a user over the rate
     limit."""
-    from tests.integration.tutor_support import OTHER_PROBLEM, new_session, publish_tutor_track
+    from tests.support.tutor import OTHER_PROBLEM, new_session, publish_tutor_track
 
     learner_id = f"obs-{uuid.uuid4().hex[:6]}"
     learner = {"Authorization": f"Bearer {token_for(learner_id)}"}
@@ -157,10 +155,10 @@ async def test_worker_serves_the_sdk_metrics_and_verdicts(
     m = await scrape(observed.settings.worker_metrics_port)
     queue = observed.settings.temporal_task_queue
     completed = m["temporal_workflow_completed_total"]
-    assert value(completed, workflow_type="SubmissionWorkflow", task_queue=queue) >= 1
+    assert value(completed, workflow_type=WorkflowName.SUBMISSION, task_queue=queue) >= 1
     assert value(
         m["temporal_activity_execution_latency_count"],
-        activity_type="submission.evaluate",
+        activity_type=ActivityName.SUBMISSION_EVALUATE,
         task_queue=queue,
     )
     assert "temporal_workflow_task_schedule_to_start_latency_count" in m

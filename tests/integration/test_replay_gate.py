@@ -8,6 +8,9 @@ import subprocess
 import sys
 from datetime import timedelta
 
+from domain.contracts import (
+    WorkflowName,
+)
 from tests.conftest import ROOT, Stack
 from tests.replay.altered_workflows import SubmissionWorkflowWithoutBegin
 from tools.replay_gate import gate
@@ -48,8 +51,8 @@ async def test_the_gate_passes_current_code_and_fails_an_unpatched_change(
     )
     assert passed.returncode == 0, passed.stdout + passed.stderr
     counts = dict(line.split(": ", 1) for line in passed.stdout.splitlines() if "histories" in line)
-    assert not counts["SubmissionWorkflow"].startswith("0 ")
-    assert not counts["SessionWorkflow"].startswith("0 ")
+    assert not counts[WorkflowName.SUBMISSION].startswith("0 ")
+    assert not counts[WorkflowName.SESSION].startswith("0 ")
     assert "replay gate: passed" in passed.stdout
 
     failed = await gate(
@@ -59,6 +62,6 @@ async def test_the_gate_passes_current_code_and_fails_an_unpatched_change(
         limit=5,
         extra_query=only_ours,
     )
-    assert failed.replayed["SubmissionWorkflow"] >= 1
+    assert failed.replayed[WorkflowName.SUBMISSION] >= 1
     assert not failed.passed
     assert any("Nondeterminism" in error for error in failed.failures.values()), failed.failures

@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from domain.temporal import reviews_workflow_id
+from domain.contracts import (
+    reviews_workflow_id,
+)
 from store.models import ReviewLog
 from tests.conftest import Stack
 from tests.support import eventually, record_history

@@ -13,9 +13,9 @@ from api.auth import Principal
 from api.errors import ServiceUnavailable
 from api.services import reviews as review_service
 from api.services import sessions as service
+from domain.contracts import UpdateName, WorkflowName, reviews_workflow_id, session_workflow_id
 from domain.reviews import GradeBody
 from domain.sessions import AdvanceRequest
-from domain.temporal import reviews_workflow_id, session_workflow_id
 
 
 async def test_an_update_nobody_takes_in_time_is_service_unavailable(
@@ -23,16 +23,14 @@ async def test_an_update_nobody_takes_in_time_is_service_unavailable(
 ) -> None:
     session_id = uuid.uuid4()
     handle = await temporal_client.start_workflow(
-        "SessionWorkflow",
+        WorkflowName.SESSION,
         id=session_workflow_id(session_id),
         task_queue=f"nobody-polls-{uuid.uuid4().hex}",
     )
     monkeypatch.setattr(service, "UPDATE_TIMEOUT_SECONDS", 1.0)
     try:
         with pytest.raises(ServiceUnavailable) as refused:
-            await service._update(
-                temporal_client, session_id, service.ADVANCE_UPDATE, AdvanceRequest()
-            )
+            await service._update(temporal_client, session_id, UpdateName.ADVANCE, AdvanceRequest())
         assert int(refused.value.headers["Retry-After"]) > 0
     finally:
         await handle.terminate()
@@ -43,7 +41,7 @@ async def test_a_grade_nobody_takes_in_time_is_service_unavailable(
 ) -> None:
     user = f"grader-{uuid.uuid4().hex[:8]}"
     handle = await temporal_client.start_workflow(
-        "ReviewScheduleWorkflow",
+        WorkflowName.REVIEW_SCHEDULE,
         id=reviews_workflow_id(user),
         task_queue=f"nobody-polls-{uuid.uuid4().hex}",
     )

@@ -9,15 +9,19 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.sessions import HINT_GIVEN_SIGNAL, HintGiven
+    from domain.contracts import (
+        SignalName,
+        WorkflowName,
+    )
+    from domain.sessions import HintGiven
 
 
-@workflow.defn(name="SessionWorkflow")
+@workflow.defn(name=WorkflowName.SESSION)
 class StandInSession:
     def __init__(self) -> None:
         self.hints: list[HintGiven] = []
 
-    @workflow.signal(name=HINT_GIVEN_SIGNAL)
+    @workflow.signal(name=SignalName.HINT_GIVEN)
     def hint_given(self, data: HintGiven) -> None:
         self.hints.append(data)
 

@@ -20,6 +20,9 @@ from domain.authoring import (
     PublishTrackInput,
     PublishVersionInput,
 )
+from domain.contracts import (
+    ActivityName,
+)
 from domain.curriculum import CurriculumSpec
 from domain.upstream import Domain, EvalKind
 from workflows.publish import PublishTrackWorkflow
@@ -48,7 +51,7 @@ class Fakes:
         self.draft_changed = draft_changed
         self.published: list[PublishVersionInput] = []
 
-    @activity.defn(name="curriculum.fetch_problems")
+    @activity.defn(name=ActivityName.CURRICULUM_FETCH_PROBLEMS)
     async def fetch_problems(self, data: FetchProblemsInput) -> ProblemFactsList:
         if self.bank_error is not None:
             raise self.bank_error
@@ -62,7 +65,7 @@ class Fakes:
             ]
         )
 
-    @activity.defn(name="curriculum.publish_version")
+    @activity.defn(name=ActivityName.CURRICULUM_PUBLISH_VERSION)
     async def publish_version(self, data: PublishVersionInput) -> PublishedVersion:
         if self.draft_changed:
             raise ApplicationError("edited", type="DraftChanged", non_retryable=True)

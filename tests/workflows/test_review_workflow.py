@@ -28,11 +28,12 @@ from devservices.main_api import NotificationLog
 from devservices.main_api import create_app as main_api_app
 from devservices.testing import serve
 from domain import reviews
+from domain.contracts import (
+    ActivityName,
+    FailureType,
+    reviews_workflow_id,
+)
 from domain.reviews import (
-    ACTIVITY_MARK_DUE,
-    ACTIVITY_NOTIFY,
-    ACTIVITY_PROJECT,
-    CARD_NOT_DUE,
     STEPS,
     CardView,
     GradeRequest,
@@ -45,10 +46,9 @@ from domain.reviews import (
     ReviewProjection,
     SubmissionReviewed,
 )
-from domain.temporal import reviews_workflow_id
 from domain.upstream import Verdict
 from tests.support import eventually, record_history
-from tests.workflows.conftest import time_skipping_env
+from tests.support.time_skipping import time_skipping_env
 from workflows.reviews import ReviewScheduleWorkflow
 
 TOKEN = "wf-test-internal-token"
@@ -75,16 +75,16 @@ class StandIns:
     projections: list[ReviewProjection] = field(default_factory=list)
     marked: list[MarkDueInput] = field(default_factory=list)
 
-    @activity.defn(name=ACTIVITY_PROJECT)
+    @activity.defn(name=ActivityName.REVIEWS_PROJECT)
     async def project(self, data: ReviewProjection) -> None:
         self.projections.append(data)
 
-    @activity.defn(name=ACTIVITY_MARK_DUE)
+    @activity.defn(name=ActivityName.REVIEWS_MARK_DUE)
     async def mark_due(self, data: MarkDueInput) -> int:
         self.marked.append(data)
         return len(data.problem_ids)
 
-    @activity.defn(name=ACTIVITY_NOTIFY)
+    @activity.defn(name=ActivityName.REVIEWS_NOTIFY)
     async def notify(self, data: NotifyInput) -> str:
         return await notify_main_api(self.main_api, data)
 
@@ -130,15 +130,12 @@ async def start(r: Rig, user: str, *, fuzz: bool = False, **kwargs: object) -> S
 async def cards(handle: Schedule) -> dict[str, CardView]:
     """The handle follows the chain of runs; a query that lands while one run hands over
     to the next can get lost on the test server: retry."""
-    for _ in range(20):
-        try:
-            views = await handle.query(
-                ReviewScheduleWorkflow.cards, rpc_timeout=timedelta(seconds=1)
-            )
-            return {c.problem_id: c for c in views}
-        except RPCError:
-            await asyncio.sleep(0.05)
-    return {c.problem_id: c for c in await handle.query(ReviewScheduleWorkflow.cards)}
+
+    async def answered() -> list[CardView]:
+        return await handle.query(ReviewScheduleWorkflow.cards, rpc_timeout=timedelta(seconds=1))
+
+    views = await eventually(answered, timeout=25, ignoring=(RPCError,))
+    return {c.problem_id: c for c in views}
 
 
 async def has_timer(handle: Schedule) -> bool:
@@ -224,7 +221,7 @@ async def test_a_grade_not_due_is_refused_unless_forced_and_a_retry_grades_once(
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await grade(handle, "p-a", Rating.good)
         assert isinstance(refused.value.cause, ApplicationError)
-        assert refused.value.cause.type == CARD_NOT_DUE
+        assert refused.value.cause.type == FailureType.REVIEW_NOT_DUE
         request = GradeRequest(
             review_id=uuid.uuid4(), problem_id="p-a", rating=Rating.easy, force=True
         )

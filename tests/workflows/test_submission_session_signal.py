@@ -7,7 +7,6 @@ and close the session as idle (seen once in CI)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
@@ -15,9 +14,15 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.progression import SessionStatus
-from domain.reviews import ACTIVITY_TELL, TellSubmissionInput
-from domain.sessions import EndRequest, SessionProjection
+from domain.contracts import (
+    ActivityName,
+)
+from domain.progression import SessionStatus, SessionView
+from domain.reviews import TellSubmissionInput
+from domain.sessions import (
+    EndRequest,
+    SessionProjection,
+)
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -28,7 +33,8 @@ from domain.submissions import (
     SubmissionStatus,
 )
 from domain.upstream import EvalKind, Verdict
-from tests.workflows.test_session_workflow import start_session
+from tests.support import eventually
+from tests.support.sessions import start_session
 from workflows.session import SessionWorkflow
 from workflows.submission import SubmissionWorkflow
 
@@ -39,23 +45,23 @@ class Fakes:
         self.verdict = verdict
         self.projections: list[SessionProjection] = []
 
-    @activity.defn(name="submission.begin")
+    @activity.defn(name=ActivityName.SUBMISSION_BEGIN)
     async def begin(self, data: BeginInput) -> SubmissionFacts:
         return SubmissionFacts(problem_id="p-a", kind=EvalKind.numeric, session_id=self.session_id)
 
-    @activity.defn(name="submission.evaluate")
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def evaluate(self, data: EvaluateInput) -> EvaluationOutcome:
         return EvaluationOutcome(verdict=self.verdict, message="")
 
-    @activity.defn(name="submission.persist_result")
+    @activity.defn(name=ActivityName.SUBMISSION_PERSIST_RESULT)
     async def persist_result(self, data: PersistResultInput) -> bool:
         return True
 
-    @activity.defn(name=ACTIVITY_TELL)
+    @activity.defn(name=ActivityName.REVIEWS_TELL_SUBMISSION)
     async def tell_submission(self, data: TellSubmissionInput) -> None:
         return None
 
-    @activity.defn(name="session.project")
+    @activity.defn(name=ActivityName.SESSION_PROJECT)
     async def project(self, data: SessionProjection) -> bool:
         self.projections.append(data)
         return True
@@ -92,11 +98,12 @@ async def test_a_finished_submission_counts_in_its_session(
         session = await start_session(temporal_env, queue, idle=timedelta(days=14))
         fakes.session_id = uuid.UUID(session.id.removeprefix("session-"))
         assert await submit(temporal_env, queue) == SubmissionStatus.completed
-        for _ in range(100):
+
+        async def accepted() -> SessionView | None:
             view = await session.query(SessionWorkflow.state)
-            if view.modules[0].items[0].accepted:
-                break
-            await asyncio.sleep(0.05)
+            return view if view.modules[0].items[0].accepted else None
+
+        view = await eventually(accepted, timeout=10)
         assert view.modules[0].items[0].attempts == 1
         assert view.modules[0].items[0].mastered
 

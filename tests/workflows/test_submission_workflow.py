@@ -12,7 +12,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.reviews import ACTIVITY_TELL, TellSubmissionInput
+from domain.contracts import (
+    ActivityName,
+    FailureType,
+)
+from domain.reviews import TellSubmissionInput
 from domain.submissions import (
     BeginInput,
     EvaluateInput,
@@ -35,25 +39,25 @@ class FakeActivities:
         self.evaluations = 0
         self.told: list[TellSubmissionInput] = []
 
-    @activity.defn(name="submission.begin")
+    @activity.defn(name=ActivityName.SUBMISSION_BEGIN)
     async def begin(self, data: BeginInput) -> SubmissionFacts:
         if not self.recorded:
-            raise ApplicationError("not recorded", type="SubmissionNotRecorded")
+            raise ApplicationError("not recorded", type=FailureType.SUBMISSION_NOT_RECORDED)
         return SubmissionFacts(problem_id="py-add", kind=EvalKind.python)
 
-    @activity.defn(name="submission.evaluate")
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def evaluate(self, data: EvaluateInput) -> EvaluationOutcome:
         self.evaluations += 1
         if self.evaluate_error is not None:
             raise self.evaluate_error
         return EvaluationOutcome(verdict=Verdict.accepted, message="All tests passed.")
 
-    @activity.defn(name="submission.persist_result")
+    @activity.defn(name=ActivityName.SUBMISSION_PERSIST_RESULT)
     async def persist_result(self, data: PersistResultInput) -> bool:
         self.persisted.append(data)
         return True
 
-    @activity.defn(name=ACTIVITY_TELL)
+    @activity.defn(name=ActivityName.REVIEWS_TELL_SUBMISSION)
     async def tell_submission(self, data: TellSubmissionInput) -> None:
         self.told.append(data)
 
@@ -114,7 +118,7 @@ async def test_transient_eval_failures_are_retried(
     fakes = FakeActivities()
     calls = {"n": 0}
 
-    @activity.defn(name="submission.evaluate")
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def flaky(data: EvaluateInput) -> EvaluationOutcome:
         calls["n"] += 1
         if calls["n"] <= attempts_before_success:
@@ -177,7 +181,7 @@ async def test_server_error_eval_is_final_after_three_attempts(
 
     fakes = FakeActivities()
 
-    @activity.defn(name="submission.evaluate")
+    @activity.defn(name=ActivityName.SUBMISSION_EVALUATE)
     async def failing(data: EvaluateInput) -> EvaluationOutcome:
         fakes.evaluations += 1
         error = ApplicationError("Eval answered 500", type=ErrorType.SERVER_ERROR)

@@ -15,6 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import workflows.tutor
+from domain.contracts import (
+    ActivityName,
+    FailureType,
+)
 from domain.hints import HintFacts, decide
 from domain.sessions import HintGiven
 from domain.tutor import (
@@ -47,28 +51,30 @@ class FakeActivities:
         self.finished: list[FinishTurnInput] = []
         self.failed: list[FailTurnInput] = []
 
-    @activity.defn(name="tutor.begin")
+    @activity.defn(name=ActivityName.TUTOR_BEGIN)
     async def begin(self, data: BeginTurnInput) -> bool:
         self.begins += 1
         if not self.recorded:
             raise ApplicationError(
-                "not recorded", type="TutorMessageNotRecorded", non_retryable=self.final
+                "not recorded",
+                type=FailureType.TUTOR_MESSAGE_NOT_RECORDED,
+                non_retryable=self.final,
             )
         return True
 
-    @activity.defn(name="tutor.stream")
+    @activity.defn(name=ActivityName.TUTOR_STREAM)
     async def stream(self, data: StreamTurnInput) -> StreamOutcome:
         self.streams.append(data)
         if self.failures:
             raise self.failures.pop(0)
         return StreamOutcome(chars=42, tokens=7, attempt=activity.info().attempt)
 
-    @activity.defn(name="tutor.finish")
+    @activity.defn(name=ActivityName.TUTOR_FINISH)
     async def finish(self, data: FinishTurnInput) -> int:
         self.finished.append(data)
         return 42
 
-    @activity.defn(name="tutor.fail")
+    @activity.defn(name=ActivityName.TUTOR_FAIL)
     async def fail(self, data: FailTurnInput) -> None:
         self.failed.append(data)
 
@@ -181,7 +187,7 @@ async def test_a_message_still_missing_after_the_record_wait_is_abandoned(
     # workflow runs unsandboxed so that it sees the patched policy).
     monkeypatch.setattr(
         workflows.tutor,
-        "BEGIN_RETRY",
+        "RECORD_RETRY_LOCAL",
         RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=4),
     )
     fakes = FakeActivities(recorded=False, final=False)

@@ -36,6 +36,7 @@ import asyncpg
 import httpx
 from temporalio.client import Client
 
+from domain.contracts import WorkflowName
 from tools.chaos import world as w
 from tools.chaos.learners import Api, Learner, Plan, Seen, leaked
 from tools.devkeys import make_token
@@ -271,7 +272,7 @@ async def figures(
     runs: Counter[str] = Counter()
     histories: list[str] = []
     async for execution in client.list_workflows(
-        "WorkflowType = 'SubmissionWorkflow' OR WorkflowType = 'TutorTurnWorkflow'"
+        f"WorkflowType = '{WorkflowName.SUBMISSION}' OR WorkflowType = '{WorkflowName.TUTOR_TURN}'"
     ):
         runs[execution.id] += 1
     sub_runs = {k: v for k, v in runs.items() if k.startswith("submission-")}
