@@ -15,10 +15,11 @@ replicas). So no interval of ``window`` seconds ever holds more than ``limit`` r
 Refused requests are not recorded, so a client that keeps hammering while limited is
 admitted again as soon as its oldest request leaves the window (``Retry-After`` says when).
 
-When Redis is unreachable the limiter falls back to the same strategy in process memory, logs
-a warning, and tries Redis again after ``retry_shared_after`` seconds. A degraded limit is
-per replica (N replicas admit up to N x limit), which is better than refusing every request or
-admitting all of them.
+When Redis is unreachable (a connection fails twice: once more on a fresh connection, since a
+restarted Redis leaves closed ones in the pool) the limiter falls back to the same strategy in
+process memory, logs a warning, and tries Redis again after ``retry_shared_after`` seconds. A
+degraded limit is per replica (N replicas admit up to N x limit), which is better than refusing
+every request or admitting all of them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 log = logging.getLogger("co.api.ratelimit")
@@ -257,13 +259,24 @@ class RateLimiter:
             shared=True,
         )
 
+    async def _decide_shared_afresh(self, key: str) -> Decision:
+        try:
+            return await self._decide_shared(key)
+        except RedisConnectionError:
+            # A restarted Redis closed the connections idle in the pool, and the pool hands
+            # them out unchecked: each would fail once and send this process back to its
+            # memory for ``retry_shared_after`` (under load: flapping for as long as stale
+            # ones are left). Drop the idle ones and ask once more on a fresh connection.
+            await self._pool.disconnect(inuse_connections=False)
+            return await self._decide_shared(key)
+
     async def hit(self, key: str) -> Decision:
         """Count one request for ``key`` and say whether it may proceed."""
         if time.monotonic() >= self._shared_paused_until:
             try:
-                # Bounded by the batcher: at most the round trip in flight, then this hit's
-                # own, each with a deadline of ``3 x redis_timeout``.
-                decision = await self._decide_shared(key)
+                # Bounded by the batcher: each round trip (the one in flight, this hit's own,
+                # and one more on a fresh connection) has a deadline of ``3 x redis_timeout``.
+                decision = await self._decide_shared_afresh(key)
             except Exception as exc:  # StorageError, timeouts, anything from the client
                 self._shared_paused_until = time.monotonic() + self._retry_shared_after
                 if not self.degraded:

@@ -221,3 +221,23 @@ async def test_concurrent_hits_share_round_trips_and_stay_exact() -> None:
     finally:
         await limiter.aclose()
         redis.stop()
+
+
+async def test_connections_pooled_before_a_redis_restart_do_not_pass_for_an_outage() -> None:
+    """A restarted Redis closed every connection idle in the pool; taking one of them must
+    not send the process back to its memory (it flapped between the two under load)."""
+    redis = RedisServer()
+    await redis.start()
+    limiter = RateLimiter(redis.url, limit=1000, retry_shared_after=60)
+    try:
+        warm = await asyncio.gather(*(limiter.hit(f"warm-{i}") for i in range(20)))
+        assert all(d.shared for d in warm)
+        redis.stop()
+        await redis.start()  # nothing asked while it was down: the pool is all stale
+
+        after = [await limiter.hit(f"back-{uuid.uuid4().hex}") for _ in range(25)]
+        assert all(d.shared for d in after)
+        assert not limiter.degraded
+    finally:
+        await limiter.aclose()
+        redis.stop()
