@@ -6,7 +6,7 @@ VENV := .venv/bin
 USER ?= dev-user
 ROLES ?=
 
-.PHONY: install dev test token lint format typecheck check openapi migrate bench
+.PHONY: install dev test token lint format typecheck check openapi migrate bench chaos
 
 # Poetry itself comes from PyPI; the venv lives in .venv (poetry.toml).
 # Eval's code sandbox needs bubblewrap (bwrap): installed from Debian when we are root;
@@ -59,3 +59,8 @@ migrate: install
 
 bench: install
 	@$(VENV)/python -m bench
+
+## Load the platform while its processes and dependencies fail; check nothing is lost.
+# Its own PostgreSQL, Redis and Temporal on free ports: CHAOS_ARGS="--submissions 40 --learners 5"
+chaos: install
+	@$(VENV)/python -m tools.chaos $(CHAOS_ARGS)

@@ -184,9 +184,14 @@ class TurnStream:
         text = "".join(
             fields.get("text", "") for _, fields in entries if fields.get("type") == "token"
         )
-        committed = int(await self._redis.hget(self.state_key, "len") or 0)
-        if len(text) != committed:
-            raise StreamLost(f"{self.key} holds {len(text)} characters, expected {committed}")
+        committed = await self._redis.hget(self.state_key, "len")
+        if committed is None and not await self._redis.exists(self.state_key):
+            # Every attempt's claim writes the state: without it the turn's keys are gone
+            # (Redis restarted empty), and an empty text here would be stored as the answer.
+            raise StreamLost(f"{self.state_key} is gone")
+        length = int(committed or 0)
+        if len(text) != length:
+            raise StreamLost(f"{self.key} holds {len(text)} characters, expected {length}")
         return text
 
 

@@ -97,6 +97,12 @@ class TooManyRequests(ApiError):
 class ServiceUnavailable(ApiError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        # Every 503 says when to come back, as the dependency-unavailable ones do.
+        super().__init__(
+            detail, headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS), **(headers or {})}
+        )
+
 
 _STATUS_SLUGS = {
     400: ("bad-request", "Bad request"),

@@ -11,6 +11,16 @@ Events (every ``data`` is one JSON object):
 Entry ids are the resume cursor: ``Last-Event-ID: <id>`` continues with the entry after
 it (``XREAD`` is exclusive), so a client that reconnects misses nothing and gets nothing
 twice. The relay holds no database connection while it streams.
+
+A stream can be lost under a client's feet: a Redis restarted without persistence forgets
+it, and the turn's next attempt writes the answer again from its first character into a
+new stream, whose entry ids all sort after the client's cursor. Read after that cursor,
+the client would get the whole answer again behind what it already showed. So every token
+carries its character offset, and the relay checks that the cursor is in the stream and
+that each token starts where the client's text ends. Otherwise it sends ``error``
+``stream_reset`` and closes: the client drops what it showed and reads the answer from the
+start (reconnect without ``Last-Event-ID``); a turn whose stream was lost after it was
+written ends failed, with what is left of it.
 """
 
 from __future__ import annotations
@@ -80,6 +90,24 @@ def _event(entry_id: str, fields: dict[str, str], message_id: uuid.UUID) -> Serv
     return None  # ``restart`` markers are for operators: the text simply carries on
 
 
+def _reset() -> ServerSentEvent:
+    return error_event(
+        "stream_reset",
+        "The answer was interrupted and starts again: read it from the beginning.",
+    )
+
+
+async def _end_of(redis: Redis, key: str, entry_id: str) -> int | None:
+    """Where the text ends after the token ``entry_id``; None if the stream lacks it."""
+    found: list[tuple[str, dict[str, str]]] = await redis.xrange(  # type: ignore[assignment]
+        key, entry_id, entry_id, count=1
+    )
+    if not found:
+        return None
+    fields = found[0][1]
+    return int(fields.get("offset", "0") or 0) + len(fields.get("text", ""))
+
+
 def error_event(code: str, reason: str) -> ServerSentEvent:
     """An error the relay itself reports (no id: resuming after it repeats nothing)."""
     return ServerSentEvent(_json({"code": code, "reason": reason}), event="error")
@@ -97,6 +125,18 @@ async def relay(
     key = stream_key(meta.message_id)
     cursor = after or "0-0"
     idle = 0.0
+    # The offset the next token must start at; None until the resume cursor is found.
+    expected: int | None = 0
+    try:
+        if after is not None:
+            expected = await _end_of(redis, key, after)
+    except RedisError as exc:
+        log.warning("tutor relay lost Redis", extra={"error": repr(exc)[:200]})
+        yield error_event(
+            "relay_interrupted",
+            "The connection to the tutor was interrupted. Reconnect to continue.",
+        )
+        return
     while True:
         try:
             result = await redis.xread({key: cursor}, count=READ_COUNT, block=BLOCK_MS)
@@ -129,6 +169,14 @@ async def relay(
         idle = 0.0
         for entry_id, fields in entries:
             cursor = entry_id
+            if expected is None:
+                yield _reset()  # the cursor's stream is gone: whatever follows is another's
+                return
+            if fields.get("type") == EntryType.token:
+                if int(fields.get("offset", "-1") or -1) != expected:
+                    yield _reset()  # not the sequel of what the client has
+                    return
+                expected += len(fields.get("text", ""))
             event = _event(entry_id, fields, meta.message_id)
             if event is None:
                 continue

@@ -14,7 +14,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -135,7 +139,8 @@ async def grade(
             ),
             UPDATE_TIMEOUT_SECONDS,
         )
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # What the SDK raises when ``wait_for`` cancels it (see sessions._update).
         raise ServiceUnavailable(
             "the review schedule did not answer in time; retry with the same Idempotency-Key"
         ) from None

@@ -15,7 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     WorkflowIDReusePolicy,
@@ -288,7 +292,10 @@ async def _update(temporal: Client, session_id: uuid.UUID, name: str, arg: Any) 
         return await asyncio.wait_for(
             handle.execute_update(name, arg, result_type=SessionView), UPDATE_TIMEOUT_SECONDS
         )
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The SDK answers the cancellation by ``wait_for`` (and its own RPC deadline) with
+        # this error, not TimeoutError: both mean no worker took the update in time (one
+        # was killed holding the session, say), which a retry fixes.
         raise ServiceUnavailable(
             "the session did not answer in time; retry (give from_problem_id to be safe)"
         ) from None

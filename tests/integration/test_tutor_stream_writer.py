@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from redis.asyncio import Redis
 
-from activities.tutor import TurnStream
-from domain.tutor import EntryType
+from activities.tutor import StreamLost, TurnStream
+from domain.tutor import EntryType, stream_state_key
 
 
 async def entries_of(redis: Redis, key: str) -> list[tuple[str, dict[str, str]]]:
@@ -76,3 +77,19 @@ async def test_an_attempt_after_a_completed_stream_learns_it_has_nothing_to_do(
     assert (claim.owner, claim.complete, claim.committed) == (True, True, 10)
     entries = await entries_of(redis_client, turn.key)
     assert [f["type"] for _, f in entries] == ["token"]  # no restart marker: nothing restarts
+
+
+async def test_a_turn_whose_keys_redis_lost_is_not_read_as_an_empty_answer(
+    redis_client: Redis,
+) -> None:
+    """Redis restarted empty between streaming and storing: the transcript must not be
+    stored as "" (the learner saw the text); the turn is lost, and says so."""
+    message_id = uuid.uuid4()
+    turn = TurnStream(redis_client, message_id)
+    await turn.claim(1)
+    await turn.append(1, 0, "Hello")
+    assert await turn.complete(1, 5) == 1
+    await redis_client.delete(turn.key, stream_state_key(message_id))
+
+    with pytest.raises(StreamLost):
+        await turn.committed_text()
