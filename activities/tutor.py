@@ -295,12 +295,16 @@ class TutorActivities:
         if claim.complete or claim.closed:
             # An earlier attempt streamed everything but its completion was lost.
             return StreamOutcome(chars=claim.committed, tokens=0, attempt=attempt)
-        try:
-            prefix = await turn.committed_text()
-        except StreamLost as exc:
-            raise ApplicationError(
-                str(exc), type=FailureType.TUTOR_STREAM_LOST, non_retryable=True
-            ) from None
+        # Nothing committed yet (every first attempt): no text to read back, so the
+        # learner's first token does not wait for a read of an empty stream.
+        prefix = ""
+        if claim.committed:
+            try:
+                prefix = await turn.committed_text()
+            except StreamLost as exc:
+                raise ApplicationError(
+                    str(exc), type=FailureType.TUTOR_STREAM_LOST, non_retryable=True
+                ) from None
         request = await self._request(data, prefix)
         restarted_at = len(prefix) if attempt > 1 else None
         if restarted_at is not None:

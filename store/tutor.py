@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,6 +85,15 @@ async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> TutorMes
     row = await db.get(TutorMessage, values["id"], populate_existing=True)
     assert row is not None
     return row
+
+
+async def delete_unstarted(db: AsyncSession, message_id: uuid.UUID) -> None:
+    """Take back a turn whose workflow could not be started (still ``streaming``)."""
+    await db.execute(
+        delete(TutorMessage).where(
+            TutorMessage.id == message_id, TutorMessage.status == TurnStatus.streaming.value
+        )
+    )
 
 
 async def finish(

@@ -1,11 +1,19 @@
 """Tutor turns: starting one, resuming its stream, reading transcripts.
 
 The POST checks the session (the caller's) and the problem (in a published track),
-decides the hint level with the pure policy, takes an SSE slot, starts
-``TutorTurnWorkflow`` (ids and the decision only) and then writes the row the workflow
-waits for – the same order as submissions, so a crash in between leaves a workflow that
-gives up, never a row nobody answers. An ``Idempotency-Key`` maps a retried POST onto the
-same turn, which is streamed again from the start instead of being asked twice.
+decides the hint level with the pure policy, takes an SSE slot, **commits** the turn's
+row and then starts ``TutorTurnWorkflow`` (ids and the decision only). The row is the
+API's (what the learner asked and the level granted, decided before any workflow
+exists); the workflow only closes it with the transcript. Because the row is committed
+first, the workflow never waits for it and streams at once.
+
+A start that fails after the commit (Temporal unreachable) deletes the fresh row again
+and answers 503: nothing happened, and a retry starts cleanly. A process that dies
+between the commit and the start leaves a ``streaming`` row without a workflow; a
+retried POST with the same ``Idempotency-Key`` starts it (the start is idempotent by
+workflow id), so a client that retries as told never waits on a turn nobody answers.
+An ``Idempotency-Key`` maps a retried POST onto the same turn, which is streamed again
+from the start instead of being asked twice.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from api.auth import Principal
 from api.errors import ApiError, NotFound, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
-from api.problem_types import IdempotencyKeyReused, SessionClosed
+from api.problem_types import DependencyUnavailable, IdempotencyKeyReused, SessionClosed
 from api.sse_slots import Lease, Refusal, SseSlots
 from api.temporal import start_workflow as temporal_start
 from api.tutor_relay import valid_entry_id
@@ -39,7 +47,7 @@ from domain.contracts import (
     WorkflowName,
     tutor_workflow_id,
 )
-from domain.hints import decide
+from domain.hints import HintDecision, decide
 from domain.settings import Settings
 from domain.tutor import (
     MetaEvent,
@@ -116,6 +124,9 @@ async def _ensure_streamable(redis: Redis, row: TutorMessage) -> None:
 
 async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnInput) -> None:
     # A turn that already ran is no error: its stream (or transcript) is the answer.
+    # Eager start: with a workflow worker in this process (``CO_API_EMBEDDED_WORKER``)
+    # the server hands the first workflow task back in the start's answer, which saves
+    # a dispatch through the task queue before the stream activity is scheduled.
     await temporal_start(
         temporal,
         WorkflowName.TUTOR_TURN,
@@ -131,7 +142,31 @@ async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnIn
         unavailable="the tutor cannot take questions right now; retry shortly",
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        request_eager_start=settings.api_embedded_worker,
     )
+
+
+def _input(row: TutorMessage, decision: HintDecision) -> TutorTurnInput:
+    return TutorTurnInput(
+        message_id=row.id,
+        user_id=row.user_id,
+        session_id=row.session_id,
+        problem_id=row.problem_id,
+        decision=decision,
+    )
+
+
+async def _ensure_started(
+    db: AsyncSession, temporal: Client, settings: Settings, row: TutorMessage
+) -> None:
+    """A retried POST of a turn still ``streaming``: make sure its workflow exists (the
+    first POST may have died between its commit and its start). The row's level was
+    announced already, so the workflow gets that level whatever the facts say now."""
+    facts = await repo.hint_facts(db, row.user_id, row.problem_id, exclude=row.id)
+    decision = decide(facts, row.hint_level_requested).model_copy(
+        update={"granted": row.hint_level, "capped": _capped(row)}
+    )
+    await start_workflow(temporal, settings, _input(row, decision))
 
 
 async def start_turn(
@@ -174,6 +209,8 @@ async def start_turn(
                 "this Idempotency-Key was already used with a different request"
             )
         await _ensure_streamable(redis, existing)
+        if existing.status == TurnStatus.streaming:
+            await _ensure_started(db, temporal, settings, existing)
         return OpenStream(meta_of(existing, resumed=False), await _acquire(slots, user_id))
 
     if session.status != "active":  # a retry of an earlier turn was answered above
@@ -182,17 +219,6 @@ async def start_turn(
     decision = decide(facts, body.hint_level)
     lease = await _acquire(slots, user_id)
     try:
-        await start_workflow(
-            temporal,
-            settings,
-            TutorTurnInput(
-                message_id=message_id,
-                user_id=user_id,
-                session_id=body.session_id,
-                problem_id=body.problem_id,
-                decision=decision,
-            ),
-        )
         row = await repo.insert_if_absent(
             db,
             {
@@ -206,7 +232,16 @@ async def start_turn(
                 "status": TurnStatus.streaming.value,
             },
         )
-        await db.commit()  # the workflow is waiting for this row
+        # Committed before the start: the workflow reads this row and never waits for it.
+        await db.commit()
+        try:
+            await start_workflow(temporal, settings, _input(row, decision))
+        except DependencyUnavailable:
+            # Temporal is unreachable: take the turn back so the 503 means "nothing
+            # happened" and a retry (same Idempotency-Key or not) starts cleanly.
+            await repo.delete_unstarted(db, message_id)
+            await db.commit()
+            raise
     except BaseException:
         await lease.release()
         raise

@@ -368,10 +368,9 @@ async def test_an_older_projection_never_overwrites_a_newer_one(
         row = await db.get(LearningSession, uuid.UUID(ended["id"]))
         assert row is not None
         assert (row.state_seq, row.state["progress"]["seq"]) == (10, 10)
-    # Keyed by the session id: a projection of a session without a row creates it.
+    # The row is the API's: a projection of a session without a row creates nothing
+    # (one writer of identity and the active claim).
     orphan = uuid.uuid4()
-    assert await project(at(3, orphan)) is True
+    assert await project(at(3, orphan)) is False
     async with sessionmaker() as db:
-        created = await db.get(LearningSession, orphan)
-        assert created is not None
-        assert created.status == "ended"
+        assert await db.get(LearningSession, orphan) is None
