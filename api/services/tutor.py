@@ -60,7 +60,6 @@ from domain.tutor import (
     stream_key,
 )
 from store import sessions as session_repo
-from store import tracks as track_repo
 from store import tutor as repo
 from store.models import TutorMessage
 
@@ -182,22 +181,23 @@ async def start_turn(
     if len(body.message) > settings.tutor_max_message_chars:
         raise Unprocessable(f"message is longer than {settings.tutor_max_message_chars} characters")
     user_id = principal.user_id
-    session = await session_repo.get_owned(db, body.session_id, user_id)
-    if session is None:
+    key = check_idempotency_key(idempotency_key)
+    message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
+    facts = await repo.ask_facts(db, user_id, body.session_id, body.problem_id, message_id)
+    if facts is None:
         raise NotFound(f"no session {body.session_id}")
-    if await track_repo.published_item(db, body.problem_id) is None:
+    if not facts.published:
         raise NotFound(f"problem '{body.problem_id}' is not part of any published track")
-    if not await session_repo.version_has_problem(db, session.track_version_id, body.problem_id):
+    if not facts.in_version:
         raise Unprocessable(
             f"problem '{body.problem_id}' is not part of the track version of "
             f"session {body.session_id}"
         )
-    key = check_idempotency_key(idempotency_key)
-    message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
     slots = slots_for(redis, settings)
 
-    existing = await repo.get_owned(db, message_id, user_id)
-    if existing is not None:
+    if facts.exists:  # a retried POST
+        existing = await repo.get_owned(db, message_id, user_id)
+        assert existing is not None
         same = (
             existing.session_id == body.session_id
             and existing.problem_id == body.problem_id
@@ -213,10 +213,9 @@ async def start_turn(
             await _ensure_started(db, temporal, settings, existing)
         return OpenStream(meta_of(existing, resumed=False), await _acquire(slots, user_id))
 
-    if session.status != "active":  # a retry of an earlier turn was answered above
-        raise SessionClosed(f"session {body.session_id} is {session.status}; start a new one")
-    facts = await repo.hint_facts(db, user_id, body.problem_id)
-    decision = decide(facts, body.hint_level)
+    if facts.session_status != "active":  # a retry of an earlier turn was answered above
+        raise SessionClosed(f"session {body.session_id} is {facts.session_status}; start a new one")
+    decision = decide(facts.hints, body.hint_level)
     lease = await _acquire(slots, user_id)
     try:
         row = await repo.insert_if_absent(
