@@ -122,11 +122,6 @@ class Settings(BaseSettings):
     # (a review schedule per learner): caching them all would cost memory for nothing,
     # a woken one replays its short history. See bench/reviews_sleeping.py.
     worker_max_cached_workflows: int = Field(default=500, ge=0)
-    # The API process also runs a workflow-only worker on the task queue and asks for
-    # eager starts (``request_eager_start``): the server then answers a start with the
-    # new workflow's first task, saving one dispatch. Activities stay in ``python -m
-    # worker``. Shared by every path that starts a workflow from the API.
-    api_embedded_worker: bool = False
 
     # The HTTP edge.
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.hints import NOT_EVALUATED_VERDICTS, HintFacts
 from domain.tutor import TurnStatus
@@ -132,26 +133,31 @@ async def hint_facts(
     )
 
 
-async def last_result(
-    db: AsyncSession, user_id: str, problem_id: str
-) -> tuple[Submission, Result] | None:
-    """The learner's newest evaluated submission on a problem, with its result."""
+async def turn_context(
+    db: AsyncSession, message_id: uuid.UUID
+) -> tuple[TutorMessage, Result | None] | None:
+    """A turn and the learner's newest result on its problem (``last_result``), in one
+    round trip: the stream activity needs both before it can call the Tutor."""
+    last = (
+        select(Result)
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(
+            Submission.user_id == TutorMessage.user_id,
+            Submission.problem_id == TutorMessage.problem_id,
+            Submission.status == "completed",
+        )
+        .order_by(Submission.completed_at.desc().nulls_last(), Submission.created_at.desc())
+        .limit(1)
+        .lateral()
+    )
     row = (
         await db.execute(
-            select(Submission, Result)
-            .join(Result, Result.submission_id == Submission.id)
-            .where(
-                Submission.user_id == user_id,
-                Submission.problem_id == problem_id,
-                Submission.status == "completed",
-            )
-            .order_by(Submission.completed_at.desc().nulls_last(), Submission.created_at.desc())
-            .limit(1)
+            select(TutorMessage, aliased(Result, last))
+            .outerjoin(last, true())
+            .where(TutorMessage.id == message_id)
         )
     ).first()
-    if row is None:
-        return None
-    return row[0], row[1]
+    return None if row is None else (row[0], row[1])
 
 
 async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> TutorMessage:

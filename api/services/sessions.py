@@ -201,8 +201,9 @@ async def create(
     row = LearningSession(**values)  # what was inserted (not added to the db session)
     try:
         await _start_workflow(temporal, settings, row, version)
-    except DependencyUnavailable:
-        # Temporal is unreachable: release the claim so the 503 means "nothing happened".
+    except Exception:
+        # Temporal is unreachable (503) or refused the start: release the claim, so the
+        # answer means "nothing happened" and a retry starts cleanly.
         await repo.delete_unstarted(db, session_id)
         await db.commit()
         raise
@@ -263,7 +264,7 @@ async def _start_workflow(
         attributes=attributes,
         unavailable="sessions cannot be started right now",
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        request_eager_start=settings.api_embedded_worker,
+        request_eager_start=True,  # see api.services.tutor.start_workflow
     )
 
 

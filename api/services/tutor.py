@@ -35,7 +35,7 @@ from api.auth import Principal
 from api.errors import ApiError, NotFound, TooManyRequests, Unprocessable
 from api.idempotency import check_idempotency_key
 from api.pagination import decode_cursor, encode_cursor
-from api.problem_types import DependencyUnavailable, IdempotencyKeyReused, SessionClosed
+from api.problem_types import IdempotencyKeyReused, SessionClosed
 from api.sse_slots import Lease, Refusal, SseSlots
 from api.temporal import start_workflow as temporal_start
 from api.tutor_relay import valid_entry_id
@@ -123,9 +123,9 @@ async def _ensure_streamable(redis: Redis, row: TutorMessage) -> None:
 
 async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnInput) -> None:
     # A turn that already ran is no error: its stream (or transcript) is the answer.
-    # Eager start: with a workflow worker in this process (``CO_API_EMBEDDED_WORKER``)
-    # the server hands the first workflow task back in the start's answer, which saves
-    # a dispatch through the task queue before the stream activity is scheduled.
+    # Eager: when this process runs a workflow worker on the task queue, the server
+    # hands the first workflow task back in the start's answer (one dispatch fewer before
+    # the stream is scheduled); without one the flag changes nothing.
     await temporal_start(
         temporal,
         WorkflowName.TUTOR_TURN,
@@ -141,7 +141,7 @@ async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnIn
         unavailable="the tutor cannot take questions right now; retry shortly",
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        request_eager_start=settings.api_embedded_worker,
+        request_eager_start=True,
     )
 
 
@@ -235,9 +235,9 @@ async def start_turn(
         await db.commit()
         try:
             await start_workflow(temporal, settings, _input(row, decision))
-        except DependencyUnavailable:
-            # Temporal is unreachable: take the turn back so the 503 means "nothing
-            # happened" and a retry (same Idempotency-Key or not) starts cleanly.
+        except Exception:
+            # Temporal is unreachable (503) or refused the start: take the turn back so
+            # the answer means "nothing happened" and a retry starts cleanly.
             await repo.delete_unstarted(db, message_id)
             await db.commit()
             raise
