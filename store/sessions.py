@@ -162,9 +162,10 @@ async def write_projection(db: AsyncSession, data: SessionProjection) -> bool:
 
 
 async def delete_unstarted(db: AsyncSession, session_id: uuid.UUID) -> None:
-    """Take back a session whose workflow could not be started (never projected)."""
+    """Take back a session whose workflow could not be started (never projected: the
+    API inserts ``state_seq`` -1, every projection writes 0 or more)."""
     await db.execute(
         delete(LearningSession).where(
-            LearningSession.id == session_id, LearningSession.state.is_(None)
+            LearningSession.id == session_id, LearningSession.state_seq < 0
         )
     )

@@ -186,8 +186,7 @@ async def create(
         "track_id": version.track_id,
         "track_version_id": version.id,
         "status": SessionStatus.active.value,
-        "state": None,
-        "state_seq": -1,
+        "state_seq": -1,  # below any projection's (``state`` stays NULL until the first)
         "created_at": now,
         "updated_at": now,
     }
