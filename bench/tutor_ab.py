@@ -8,7 +8,9 @@ starts both checkouts side by side – each its own scratch database (migrated b
 Alembic), worker and API, run from its own directory – on one Temporal dev server, one
 set of dev services and one Redis, and asks the same question in each round of the dev
 Tutor directly, of ``base`` and of ``new``, rotating who goes first. Every figure is a
-median over paired rounds, so the load of a moment hits all three alike.
+median over paired rounds, so the load of a moment hits all three alike. Then the
+engine's own floor on the same server: a bare workflow's start until its one activity
+runs (dispatched through the task queue, and with an eager start).
 Benchmarks print; tests never assert times.
 """
 
@@ -21,12 +23,17 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from bench import tutor_stream as ts
 from bench.fast_paths import co_turn, pct
@@ -116,6 +123,55 @@ async def learner(db_url: str, bank: str, user_id: str) -> uuid.UUID:
     return session_id
 
 
+@activity.defn(name="bench.first_token")
+async def first_token(sent: float) -> float:
+    """The bare turn's stream activity: says when it began running."""
+    return time.perf_counter() - sent
+
+
+@workflow.defn(name="BenchBareTurn", sandboxed=False)
+class BareTurn:
+    """A turn's shape with nothing of CO in it: start -> one workflow task -> one
+    activity. The time until that activity runs is what Temporal alone adds."""
+
+    @workflow.run
+    async def run(self, sent: float) -> float:
+        return float(
+            await workflow.execute_activity(
+                first_token, sent, start_to_close_timeout=timedelta(seconds=30)
+            )
+        )
+
+
+async def engine_floor(address: str, rounds: int) -> dict[str, float]:
+    """Median ms from ``start_workflow`` to the first activity running, on the same dev
+    server: worker and starter on separate clients (every task dispatched through the
+    task queue, as CO's), and on one client with an eager start."""
+    out: dict[str, float] = {}
+    worker_client = await Client.connect(address)
+    starter = await Client.connect(address)
+    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        worker_client, task_queue=queue, workflows=[BareTurn], activities=[first_token]
+    ):
+        for name, client, eager in (
+            ("dispatched", starter, False),
+            ("eager start", worker_client, True),
+        ):
+            times = []
+            for _ in range(rounds):
+                handle = await client.start_workflow(
+                    BareTurn.run,
+                    time.perf_counter(),
+                    id=f"bench-floor-{uuid.uuid4()}",
+                    task_queue=queue,
+                    request_eager_start=eager,
+                )
+                times.append(await handle.result() * 1000)
+            out[name] = statistics.median(times)
+    return out
+
+
 async def run(args: argparse.Namespace) -> None:
     private, public = generate_key_pair()
     names = ("base", "new")
@@ -188,6 +244,11 @@ async def run(args: argparse.Namespace) -> None:
             token = make_token(private, user)
             print(f"stacks up (base {roots['base']}, new {roots['new']}); measuring…", flush=True)
             await measure(apis, tutor, bank, token, sessions, args.rounds)
+            floor = await engine_floor(common["CO_TEMPORAL_ADDRESS"], args.rounds)
+            print(
+                "engine floor, same server: start_workflow -> its first activity running, "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in floor.items())
+            )
 
 
 async def measure(

@@ -263,7 +263,6 @@ async def _start_workflow(
         attributes=attributes,
         unavailable="sessions cannot be started right now",
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        request_eager_start=True,  # see api.services.tutor.start_workflow
     )
 
 

@@ -123,9 +123,9 @@ async def _ensure_streamable(redis: Redis, row: TutorMessage) -> None:
 
 async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnInput) -> None:
     # A turn that already ran is no error: its stream (or transcript) is the answer.
-    # Eager: when this process runs a workflow worker on the task queue, the server
-    # hands the first workflow task back in the start's answer (one dispatch fewer before
-    # the stream is scheduled); without one the flag changes nothing.
+    # Not an eager start: with a workflow worker inside the API process the first
+    # workflow task skipped its dispatch but ran 15-25 ms slower there, beside the
+    # request it serves, and the first token came no sooner (bench/results/tutor-*).
     await temporal_start(
         temporal,
         WorkflowName.TUTOR_TURN,
@@ -141,7 +141,6 @@ async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnIn
         unavailable="the tutor cannot take questions right now; retry shortly",
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        request_eager_start=True,
     )
 
 
