@@ -32,7 +32,7 @@ from api.routers import (
     tutor,
 )
 from domain.settings import Settings, SettingsError, get_settings
-from ops.temporal import connect, tls_config
+from ops.temporal import API_RETRY, connect, tls_config
 from ops.tracing import provider_from_settings, temporal_interceptors
 from store.db import make_engine, make_sessionmaker
 
@@ -74,7 +74,12 @@ async def connect_temporal(
     settings: Settings, tracer_provider: TracerProvider | None = None
 ) -> Client:
     # Lazy: the API starts (and /readyz reports it) even while Temporal is still booting.
-    return await connect(settings, lazy=True, interceptors=temporal_interceptors(tracer_provider))
+    return await connect(
+        settings,
+        lazy=True,
+        interceptors=temporal_interceptors(tracer_provider),
+        retry_config=API_RETRY,
+    )
 
 
 def create_app(

@@ -17,6 +17,7 @@ from typing import NoReturn
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RetryConfig
 
 from domain.settings import Settings, SettingsError
 
@@ -90,8 +91,10 @@ async def connect(
     lazy: bool = False,
     interceptors: Sequence[Interceptor] = (),
     runtime: Runtime | None = None,
+    retry_config: RetryConfig | None = None,
 ) -> Client:
-    """The one way every process connects (API, worker, tools)."""
+    """The one way every process connects (API, worker, tools). ``retry_config`` bounds
+    how long a call retries an unreachable server (the SDK's default: up to 10 s)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -101,7 +104,16 @@ async def connect(
         interceptors=interceptors,
         runtime=runtime,
         lazy=lazy,
+        retry_config=retry_config,
     )
+
+
+# A learner waits on the API's calls: while Temporal is unreachable, answer 503 within about
+# two seconds instead of retrying for the SDK's default ten (a restart of the frontend that
+# takes longer is an outage the client retries after ``Retry-After``).
+API_RETRY = RetryConfig(
+    initial_interval_millis=100, max_interval_millis=800, max_elapsed_time_millis=2000
+)
 
 
 def exit_without_teardown(code: int) -> NoReturn:

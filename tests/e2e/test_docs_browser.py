@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from devservices.testing import serve
-from tests.browser import CHROMIUM, chromium
+from tests.support.browser import CHROMIUM, chromium
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"

@@ -5,15 +5,12 @@ of its own, so a developer's running `make dev` is not disturbed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,12 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_HOST, PG_USER, ROOT, venv_binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import eventually, free_port
 
 
 def descendants(pid: int) -> set[int]:
@@ -91,11 +83,14 @@ async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> 
             [sys.executable, "-m", "tools.dev"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     try:
-        deadline = time.monotonic() + 120
-        while "The platform is up" not in log_path.read_text(errors="replace"):
+
+        async def up() -> bool:
+            if "The platform is up" in log_path.read_text(errors="replace"):
+                return True
             assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            await asyncio.sleep(0.5)
+            return False
+
+        await eventually(up, timeout=120, every=0.5, failure=log_path.read_text)
         out = log_path.read_text()
         token = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", out, re.MULTILINE)
         assert token, out
@@ -144,8 +139,15 @@ async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> 
         assert len(children) >= 4  # temporal, devservices, worker, api
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert proc.wait(60) == 0, log_path.read_text()
-        await asyncio.sleep(0.5)
-        assert [pid for pid in children if alive(pid)] == []
+
+        async def all_gone() -> bool:
+            return not any(alive(pid) for pid in children)
+
+        await eventually(
+            all_gone,
+            timeout=5,
+            failure=lambda: f"still alive: {[pid for pid in children if alive(pid)]}",
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -23,9 +23,9 @@ from temporalio.client import Client
 
 from devservices.testing import serve
 from domain.settings import Settings
-from tests.browser import CHROMIUM, chromium
 from tests.conftest import DevServices, isolated_stack
-from tests.integration.tutor_support import (
+from tests.support.browser import CHROMIUM, chromium
+from tests.support.tutor import (
     OTHER_PROBLEM,
     new_session,
     publish_tutor_track,

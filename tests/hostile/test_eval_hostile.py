@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from devservices.eval import MathWorkerPool
 from devservices.problem_bank import load_problems
+from tests.support.hostile import HOSTILE, leaked
 
-from .cases import HOSTILE, leaked
 from .conftest import TOKEN, eval_app
 
 PROBLEM = load_problems()["py-secret-sum"]

@@ -20,9 +20,9 @@ from sqlalchemy.engine import make_url
 from api.problem_types import type_uri
 from domain.settings import Settings
 from tests.conftest import DevServices
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
-from tests.integration.tutor_support import SECRET_PROBLEM, new_session, publish_tutor_track
 from tests.support import RedisServer, TcpProxy, eventually
+from tests.support.edge import assert_problem, client_of, new_app, running_app
+from tests.support.tutor import SECRET_PROBLEM, new_session, publish_tutor_track
 
 DEPENDENCY = type_uri("dependency-unavailable")
 # Each request during an outage must answer well within this (bounded timeouts).

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from devservices.registry import build_apps
 from devservices.testing import serve
 from domain.upstream import EvalRequest, EvalResponse, EvalTest, ProblemBundle, Verdict
+from tests.support import eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "integration-internal-token"
@@ -50,19 +50,13 @@ async def test_served_apps_work_together_over_http() -> None:
             assert (await http.get(f"{evaluator}/healthz")).json() == {"status": "ok"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_runner_starts_both_services_and_stops_cleanly(
     stop_signal: signal.Signals, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    ports = {"CO_DEV_PROBLEM_BANK_PORT": _free_port(), "CO_DEV_EVAL_PORT": _free_port()}
+    ports = {"CO_DEV_PROBLEM_BANK_PORT": free_port(), "CO_DEV_EVAL_PORT": free_port()}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "CO_INTERNAL_TOKEN": TOKEN}
-    env["CO_DEV_TUTOR_PORT"] = str(_free_port())
+    env["CO_DEV_TUTOR_PORT"] = str(free_port())
     # a bytecode cache of the test run's own makes the second start faster
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp() / "pycache")
@@ -79,18 +73,19 @@ async def test_runner_starts_both_services_and_stops_cleanly(
     evaluator = f"http://127.0.0.1:{ports['CO_DEV_EVAL_PORT']}"
     try:
         async with httpx.AsyncClient(timeout=5) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get(f"{bank}/healthz")).is_success and (
-                        await http.get(f"{evaluator}/healthz")
-                    ).is_success:
-                        break
-                except httpx.TransportError:
-                    pass
+
+            async def healthy() -> bool:
                 assert proc.returncode is None, "runner exited during start-up"
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("dev services did not start")
+                return (await http.get(f"{bank}/healthz")).is_success and (
+                    await http.get(f"{evaluator}/healthz")
+                ).is_success
+
+            await eventually(
+                healthy,
+                timeout=30,
+                ignoring=(httpx.TransportError,),
+                failure=lambda: "dev services did not start",
+            )
             denied = await http.get(f"{bank}/internal/v1/problems/py-two-sum")
             assert denied.status_code == 401
             allowed = await http.get(

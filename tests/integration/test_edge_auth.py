@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from api.deps import AdminDep, PrincipalDep
 from domain.settings import Settings
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
+from tests.support.edge import assert_problem, client_of, new_app, running_app
 from tools.devkeys import DEFAULT_AUDIENCE, DEFAULT_ISSUER, make_token
 
 Keys = tuple[str, str]

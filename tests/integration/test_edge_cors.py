@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.integration.edge_support import assert_problem, client_of
+from tests.support.edge import assert_problem, client_of
 
 APPROVED = "http://localhost:3000"  # the test settings' CO_CORS_ORIGINS
 STRANGER = "https://evil.example"

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from domain.settings import Settings
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
+from tests.support.edge import assert_problem, client_of, new_app, running_app
 
 MAX_BODY = 4096
 

@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from devservices.testing import serve
 from domain.settings import Settings
-from tests.integration.edge_support import new_app
+from tests.support.edge import new_app
 
 EXAMPLES = int(os.environ.get("CO_FUZZ_EXAMPLES", "12"))
 BUDGET_SECONDS = 60

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from devservices.testing import serve
 from domain.settings import Settings
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
+from tests.support.edge import assert_problem, client_of, new_app, running_app
 from tools.devkeys import make_token
 
 

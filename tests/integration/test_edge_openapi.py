@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from tests.integration.edge_support import client_of
+from tests.support.edge import client_of
 from tools import openapi as tool
 
 METHODS = ("get", "put", "post", "delete", "patch")

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from api.ratelimit import RateLimiter
 from domain.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
 from tests.support import RedisServer, eventually
+from tests.support.edge import assert_problem, client_of, new_app, running_app
 
 LIMIT = 10
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/15"  # nothing listens on port 1

@@ -19,8 +19,8 @@ import httpx
 
 from api.problem_types import CATALOGUE, type_uri
 from tests.conftest import Stack
-from tests.integration.tutor_support import read_stream, serve_started
 from tests.support import eventually
+from tests.support.tutor import read_stream, serve_started
 
 MATH_TRACK = "calculus-and-algebra"
 WAIT = {"Prefer": "wait=30"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -28,14 +27,9 @@ from domain.contracts import (
 )
 from domain.settings import Settings
 from tests.conftest import started_app
+from tests.support import free_port
 
 SUM_OK = "def sum_evens(numbers):\n    return sum(n for n in numbers if n % 2 == 0)\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -87,7 +81,7 @@ async def observed(
 async def traffic(observed: Observed, token_for: Callable[..., str]) -> dict[str, object]:
     """A submission evaluated end to end, a tutor stream, a 404 and a user over the rate
     limit."""
-    from tests.integration.tutor_support import OTHER_PROBLEM, new_session, publish_tutor_track
+    from tests.support.tutor import OTHER_PROBLEM, new_session, publish_tutor_track
 
     learner_id = f"obs-{uuid.uuid4().hex[:6]}"
     learner = {"Authorization": f"Bearer {token_for(learner_id)}"}

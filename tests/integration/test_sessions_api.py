@@ -441,7 +441,7 @@ async def test_a_start_temporal_cannot_take_answers_503_and_leaves_no_claim(
     from sqlalchemy import select
 
     from store.models import LearningSession
-    from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
+    from tests.support.edge import assert_problem, client_of, new_app, running_app
     from tests.support.servers import free_port
 
     settings = make_settings(temporal_address=f"127.0.0.1:{free_port()}")

@@ -163,12 +163,16 @@ async def _publish_workflow_id(temporal: Client, slug: str) -> str:
         f'WorkflowType = "{WorkflowName.PUBLISH_TRACK}" AND CoTrackSlug = "{slug}" '
         'AND ExecutionStatus = "Running"'  # not the check that creating the track ran
     )
-    for _ in range(100):
+
+    async def started() -> str | None:
         async for wf in temporal.list_workflows(query):
             if wf.id.startswith(("curriculum-check-", "publish-")):
                 return wf.id
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no publication of {slug} started")
+        return None
+
+    return await eventually(
+        started, timeout=30, every=0.2, failure=lambda: f"no publication of {slug} started"
+    )
 
 
 async def test_a_session_whose_final_write_postgresql_refuses_is_found(

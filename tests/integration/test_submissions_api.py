@@ -9,54 +9,18 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
 from store.models import Result, Submission
 from tests.conftest import Stack
-from tests.support import eventually
+from tests.support.submissions import CODE_PROBLEM, RIGHT, SUM_OK, code_body, finished, submit
 
-CODE_PROBLEM = "py-sum-evens"  # python: def sum_evens(numbers)
 MATH_EXPR_PROBLEM = "math-derivative-product"  # d/dx x^2 sin(x)
 NUMERIC_PROBLEM = "math-definite-integral"  # numeric with tolerance
 SYSTEMS_CHOICE_PROBLEM = "sys-tcp-handshake"  # multiple choice
 SYSTEMS_NUMERIC_PROBLEM = "sys-amdahl-speedup"
 SYSTEMS_CODE_PROBLEM = "sys-lru-eviction-order"
-
-WAIT = {"Prefer": "wait=30"}
-
-
-async def submit(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
-    body: dict[str, Any],
-    *,
-    wait: bool = True,
-    extra: dict[str, str] | None = None,
-) -> httpx.Response:
-    h = {**headers, **(WAIT if wait else {}), **(extra or {})}
-    return await client.post("/v1/submissions", json=body, headers=h)
-
-
-async def finished(client: httpx.AsyncClient, headers: dict[str, str], sid: str) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-
-    async def done() -> bool:
-        r = await client.get(f"/v1/submissions/{sid}", headers=headers)
-        assert r.status_code == 200, r.text
-        body.update(r.json())
-        return body["status"] in ("completed", "failed")
-
-    await eventually(done, timeout=30, every=0.1, failure=lambda: f"{sid} did not finish: {body}")
-    return body
-
-
-def code_body(code: str, problem: str = CODE_PROBLEM) -> dict[str, Any]:
-    return {"problem_id": problem, "language": "python", "code": code}
-
-
-SUM_OK = "def sum_evens(xs):\n    return sum(x for x in xs if x % 2 == 0)\n"
 
 CODE_VERDICTS = [
     (SUM_OK, "accepted"),
@@ -235,7 +199,6 @@ async def test_listing_is_newest_first_filtered_and_paginated(
     assert bad.status_code == 422
 
 
-RIGHT = "    return sum(x for x in xs if x % 2 == 0)\n"
 # Each would be accepted if the escape worked, so "not accepted" means contained.
 SANDBOX_ESCAPES = {
     "fork_bomb": "import os\ndef sum_evens(xs):\n    while True:\n        os.fork()\n",

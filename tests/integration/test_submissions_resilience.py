@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -27,8 +26,8 @@ from domain.contracts import (
 from domain.settings import Settings
 from store.models import Result
 from tests.conftest import ROOT, DevServices, Stack, isolated_stack, settings_env
-from tests.integration.test_submissions_api import RIGHT, SUM_OK, code_body, finished, submit
-from tests.support import FaultyProxy, record_history
+from tests.support import FaultyProxy, eventually, record_history
+from tests.support.submissions import RIGHT, SUM_OK, code_body, finished, submit
 
 
 async def _with_faulty_eval(
@@ -70,15 +69,14 @@ async def test_eval_400_ends_in_internal_error_promptly(
 ) -> None:
     async with AsyncExitStack() as es:
         iso, proxy = await _with_faulty_eval(stack_args, [400] * 20, es)
-        started = time.monotonic()
         r = await submit(iso.client, auth, code_body(SUM_OK))
         body = r.json()
         assert body["status"] == "failed"
         assert body["verdict"] == "internal_error"
         assert "not your fault" in body["failure_reason"]
         assert "injected" not in json.dumps(body)  # upstream text is for operators only
-        assert proxy.calls == 1  # not retried
-        assert time.monotonic() - started < 15
+        # Promptly: not retried, so finished within the POST's own wait (no clock asserted).
+        assert proxy.calls == 1
         sid = body["id"]
         await record_history(iso.temporal, f"submission-{sid}", "submission_internal_error")
 
@@ -119,7 +117,7 @@ HOSTILE_E2E = [
 async def test_hostile_submission_end_to_end_leaks_nothing(
     stack: Stack, auth: dict[str, str], caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
-    from tests.hostile.cases import HOSTILE, leaked
+    from tests.support.hostile import HOSTILE, leaked
 
     caplog.set_level(logging.DEBUG)
     case = HOSTILE[name]
@@ -191,14 +189,20 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 async def _wait_for_line(proc: subprocess.Popen[bytes], needle: str, timeout: float) -> None:
     path = Path(proc.log_path)  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def logged() -> bool:
         if needle in path.read_text(errors="replace"):
-            return
+            return True
         if proc.poll() is not None:
             raise AssertionError(f"worker exited with {proc.returncode}: {path.read_text()}")
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"worker never logged {needle!r}: {path.read_text()}")
+        return False
+
+    await eventually(
+        logged,
+        timeout=timeout,
+        every=0.1,
+        failure=lambda: f"worker never logged {needle!r}: {path.read_text()}",
+    )
 
 
 @pytest.mark.slow
@@ -216,14 +220,14 @@ async def test_worker_killed_mid_evaluation_completes_once_on_a_new_worker(
             sid = r.json()["id"]
             # Kill it while the evaluation activity is in flight.
             handle = temporal.get_workflow_handle(f"submission-{sid}")
-            for _ in range(200):
-                desc = await handle.describe()
-                pending = desc.raw_description.pending_activities
-                if any(p.activity_type.name == ActivityName.SUBMISSION_EVALUATE for p in pending):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("evaluation never started")
+
+            async def evaluating() -> bool:
+                pending = (await handle.describe()).raw_description.pending_activities
+                return any(
+                    p.activity_type.name == ActivityName.SUBMISSION_EVALUATE for p in pending
+                )
+
+            await eventually(evaluating, failure=lambda: "evaluation never started")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             second = _start_worker(iso.settings)

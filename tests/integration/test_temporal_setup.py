@@ -20,6 +20,7 @@ from domain.contracts import (
 from domain.settings import Settings
 from ops.search_attributes import MissingSearchAttributes, registered, require_search_attributes
 from tests.conftest import ROOT, settings_env
+from tests.support import eventually
 
 
 async def fresh_namespace(client: Client) -> str:
@@ -29,13 +30,20 @@ async def fresh_namespace(client: Client) -> str:
             namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
         )
     )
-    for _ in range(100):  # the frontend's namespace cache catches up
-        try:
-            await registered(client, name)
-            return name
-        except RPCError:
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"namespace {name} never became usable")
+
+    async def usable() -> bool:
+        await registered(client, name)
+        return True
+
+    # The frontend's namespace cache catches up.
+    await eventually(
+        usable,
+        timeout=30,
+        every=0.2,
+        ignoring=(RPCError,),
+        failure=lambda: f"namespace {name} never became usable",
+    )
+    return name
 
 
 async def run(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

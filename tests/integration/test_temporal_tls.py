@@ -34,6 +34,7 @@ from domain.settings import Settings, SettingsError
 from ops.search_attributes import require_search_attributes
 from ops.temporal import connect, tls_config
 from tests.conftest import ROOT, settings_env, started_app
+from tests.support import eventually, free_port
 
 SERVER_NAME = "temporal.co.test"
 HAPROXY = shutil.which("haproxy") or (
@@ -116,12 +117,6 @@ def make_pki(folder: Path) -> Pki:
     return Pki(*(folder / n for n in files))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Proxy:
     address: str
@@ -160,12 +155,15 @@ async def mtls_proxy(
         [HAPROXY, "-db", "-f", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        for _ in range(100):
+
+        async def listening() -> bool:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+                    return True
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            await asyncio.sleep(0.05)
+            return False
+
+        await eventually(listening, timeout=10, failure=lambda: "haproxy never listened")
         yield Proxy(f"127.0.0.1:{port}", pki)
     finally:
         proc.terminate()

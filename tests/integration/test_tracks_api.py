@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from domain.settings import Settings
 from tests.conftest import Stack
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
 from tests.support import eventually
+from tests.support.edge import assert_problem, client_of, new_app, running_app
 from tools.devkeys import make_token
 
 

@@ -18,8 +18,10 @@ from domain.contracts import (
 from domain.tutor import message_id_for_key, stream_key
 from store.models import TutorMessage
 from tests.conftest import Stack
-from tests.integration.edge_support import assert_problem, client_of, new_app, running_app
-from tests.integration.tutor_support import (
+from tests.support import eventually, record_history
+from tests.support.edge import assert_problem, client_of, new_app, running_app
+from tests.support.servers import free_port
+from tests.support.tutor import (
     OTHER_PROBLEM,
     entry_key,
     finished_turn,
@@ -27,10 +29,7 @@ from tests.integration.tutor_support import (
     publish_tutor_track,
     read_stream,
     serve_started,
-    wait_for,
 )
-from tests.support import record_history
-from tests.support.servers import free_port
 
 URL = "/v1/tutor/messages"
 
@@ -143,7 +142,7 @@ async def test_disconnect_then_resume_with_last_event_id_misses_and_repeats_noth
     message_id = first.meta["message_id"]
     # The turn goes on without its client, and the slot is given back.
     slots = slots_of(tutor_stack)
-    await wait_for(lambda: _zero(slots, user_id))
+    await eventually(lambda: _zero(slots, user_id))
 
     rest = await read_stream(
         http,
@@ -204,13 +203,13 @@ async def test_a_third_concurrent_stream_is_refused_until_a_slot_is_free(
             assert (await http.get(f"{URL}/{mid}/stream", headers=auth)).status_code == 429
 
         # The second client went away: its slot comes back while the first is still open.
-        await wait_for(at_most_one)
+        await eventually(at_most_one)
         third = await read_stream(http, "POST", URL, headers=auth, json_body=ask(session_id))
         assert third.status == 200
         assert third.last.event == "done"
 
     # A stream that ended and a client that left: no slot is held any more.
-    await wait_for(lambda: _zero(slots, user_id))
+    await eventually(lambda: _zero(slots, user_id))
 
 
 async def test_slot_of_a_dead_api_process_frees_itself_after_its_ttl(
@@ -311,7 +310,7 @@ async def test_a_hint_given_is_recorded_by_the_learners_session_workflow(
         items = [i for m in view["modules"] for i in m["items"]]
         return any(i["problem_id"] == OTHER_PROBLEM and i["hint_level"] == 1 for i in items)
 
-    await wait_for(hint_recorded, timeout=15, every=0.2)
+    await eventually(hint_recorded, timeout=15, every=0.2)
     await record_history(
         tutor_stack.temporal, tutor_workflow_id(s.meta["message_id"]), "tutor_turn_signals_session"
     )

@@ -23,14 +23,14 @@ from domain.settings import Settings
 from domain.tutor import stream_key
 from domain.upstream import TutorRequest
 from tests.conftest import UPSTREAM_TOKENS, DevServices, Stack, isolated_stack
-from tests.integration.tutor_support import (
+from tests.support import record_history
+from tests.support.tutor import (
     SECRET_PROBLEM,
     new_session,
     publish_tutor_track,
     read_stream,
     serve_started,
 )
-from tests.support import record_history
 
 URL = "/v1/tutor/messages"
 WAIT = {"Prefer": "wait=30"}
@@ -302,7 +302,7 @@ async def test_a_burst_of_junk_submissions_unlocks_no_hint(
 async def test_after_a_hostile_submission_the_tutor_and_its_stream_know_nothing_hidden(
     faulty: Faulty, auth: dict[str, str], user_id: str, name: str
 ) -> None:
-    from tests.hostile.cases import HOSTILE, leaked
+    from tests.support.hostile import HOSTILE, leaked
 
     faulty.faults.arm()
     session = await faulty.session(user_id)

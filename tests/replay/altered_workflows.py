@@ -1,5 +1,7 @@
 """A SubmissionWorkflow changed without ``workflow.patched``: the replay test shows the
-recorded histories catch such a change (kept in its own module for the sandbox)."""
+recorded histories catch such a change (kept in its own module for the sandbox, which
+re-imports a workflow's module: under ``tests/support`` it would import that package's
+helpers too, and the sandbox refuses some of them)."""
 
 from __future__ import annotations
 

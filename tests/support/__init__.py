@@ -1,5 +1,10 @@
-"""Helpers shared by the tests (``from tests.support import ...``): one package, so no
-test imports helpers from another test module."""
+"""Helpers shared by the tests: one package, so no test imports helpers from another test
+module. The light ones are re-exported here (``from tests.support import ...``); those that
+bring the app, the database or a browser along are imported from their module:
+``browser`` (headless Chromium), ``edge`` (apps and clients of their own), ``hostile``
+(hostile submissions), ``sessions`` (starting a SessionWorkflow), ``submissions``
+(submitting and waiting for a verdict), ``time_skipping`` (the test server) and ``tutor``
+(the tutor's track, sessions and an SSE reader)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ from domain.reviews import (
 )
 from domain.upstream import Verdict
 from tests.support import eventually, record_history
-from tests.workflows.conftest import time_skipping_env
+from tests.support.time_skipping import time_skipping_env
 from workflows.reviews import ReviewScheduleWorkflow
 
 TOKEN = "wf-test-internal-token"
@@ -130,15 +130,12 @@ async def start(r: Rig, user: str, *, fuzz: bool = False, **kwargs: object) -> S
 async def cards(handle: Schedule) -> dict[str, CardView]:
     """The handle follows the chain of runs; a query that lands while one run hands over
     to the next can get lost on the test server: retry."""
-    for _ in range(20):
-        try:
-            views = await handle.query(
-                ReviewScheduleWorkflow.cards, rpc_timeout=timedelta(seconds=1)
-            )
-            return {c.problem_id: c for c in views}
-        except RPCError:
-            await asyncio.sleep(0.05)
-    return {c.problem_id: c for c in await handle.query(ReviewScheduleWorkflow.cards)}
+
+    async def answered() -> list[CardView]:
+        return await handle.query(ReviewScheduleWorkflow.cards, rpc_timeout=timedelta(seconds=1))
+
+    views = await eventually(answered, timeout=25, ignoring=(RPCError,))
+    return {c.problem_id: c for c in views}
 
 
 async def has_timer(handle: Schedule) -> bool:

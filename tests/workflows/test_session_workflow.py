@@ -3,7 +3,6 @@ idle timeout, progression through signals and the advance update, continue-as-ne
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -21,39 +20,19 @@ from temporalio.worker import Worker
 from domain.contracts import (
     ActivityName,
 )
-from domain.progression import ItemPlan, ModulePlan, SessionPlan, SessionStatus, SessionView
+from domain.progression import SessionStatus, SessionView
 from domain.sessions import (
     AdvanceRequest,
     EndRequest,
     HintGiven,
     SessionCarry,
-    SessionInput,
-    SessionOutcome,
     SessionProjection,
     SubmissionFinished,
 )
 from domain.upstream import Verdict
-from tests.support import eventually
+from tests.support import eventually, record_history
+from tests.support.sessions import Session, start_session
 from workflows.session import SessionWorkflow
-
-PLAN = SessionPlan(
-    modules=[
-        ModulePlan(
-            slug="basics",
-            items=[
-                ItemPlan(problem_id="p-a", skills=["arith"]),
-                ItemPlan(problem_id="p-b", skippable=True, skills=["logic"]),
-            ],
-        ),
-        ModulePlan(
-            slug="more",
-            prerequisites=["basics"],
-            items=[ItemPlan(problem_id="p-c", mastery_threshold=2, skills=["arith"])],
-        ),
-    ]
-)
-
-Session = WorkflowHandle[SessionWorkflow, SessionOutcome]
 
 
 class Projections:
@@ -85,41 +64,14 @@ async def session_worker(env: WorkflowEnvironment) -> AsyncIterator[tuple[str, P
         yield queue, projections
 
 
-async def start_session(
-    env: WorkflowEnvironment,
-    queue: str,
-    *,
-    idle: timedelta = timedelta(days=14),
-    max_events: int = 200,
-    plan: SessionPlan = PLAN,
-) -> Session:
-    session_id = uuid.uuid4()
-    data = SessionInput(
-        session_id=session_id,
-        user_id="u1",
-        track_id=uuid.uuid4(),
-        track_slug="demo",
-        track_version_id=uuid.uuid4(),
-        track_version=1,
-        plan=plan,
-        started_at=await env.get_current_time(),
-        idle_timeout=idle,
-        max_events_per_run=max_events,
-    )
-    return await env.client.start_workflow(
-        SessionWorkflow.run, data, id=f"session-{session_id}", task_queue=queue
-    )
-
-
 async def state(handle: Session) -> SessionView:
     """The handle has no run id: it follows the chain of continued runs. A query that
     lands while a run hands over to the next can get lost on the test server: retry."""
-    for _ in range(20):
-        try:
-            return await handle.query(SessionWorkflow.state, rpc_timeout=timedelta(seconds=1))
-        except RPCError:
-            await asyncio.sleep(0.05)
-    return await handle.query(SessionWorkflow.state)
+
+    async def answered() -> SessionView:
+        return await handle.query(SessionWorkflow.state, rpc_timeout=timedelta(seconds=1))
+
+    return await eventually(answered, timeout=25, ignoring=(RPCError,))
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
@@ -150,6 +102,7 @@ async def test_an_idle_session_is_abandoned_after_its_timeout(
         handle = await start_session(time_env, queue, idle=timedelta(days=14))
         outcome = await handle.result()  # the test server skips the 14 days
     assert outcome.status == SessionStatus.abandoned
+    await record_history(time_env.client, handle.id, "session_abandoned_when_idle")
     last = projections.last.document.progress
     assert last.status == SessionStatus.abandoned
     assert last.ended_at is not None
@@ -300,6 +253,9 @@ async def test_continue_as_new_keeps_every_bit_of_the_state(
         assert len(after.recent_submissions) == 2
         first = await old.describe()
         assert first.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+        await record_history(
+            time_env.client, handle.id, "session_continued_as_new", run_id=first_run
+        )
 
         # The new run still recognises a submission seen by the old one...
         await latest.signal(SessionWorkflow.submission_finished, repeated)
@@ -340,6 +296,8 @@ async def test_continue_as_new_does_not_extend_the_idle_timeout(
         active_at: datetime = (await old.query(SessionWorkflow.snapshot)).progress.last_activity_at
         outcome = await handle.result()  # follows the continued runs
     assert outcome.status == SessionStatus.abandoned
+    # The run that started from carried state and closed on its idle timer.
+    await record_history(time_env.client, handle.id, "session_carried_run_abandoned")
     ended_at = projections.last.document.progress.ended_at
     assert ended_at is not None
     assert timedelta(days=2) <= ended_at - active_at < timedelta(days=2, minutes=1)

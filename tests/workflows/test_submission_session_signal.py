@@ -7,7 +7,6 @@ and close the session as idle (seen once in CI)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from temporalio.worker import Worker
 from domain.contracts import (
     ActivityName,
 )
-from domain.progression import SessionStatus
+from domain.progression import SessionStatus, SessionView
 from domain.reviews import TellSubmissionInput
 from domain.sessions import (
     EndRequest,
@@ -34,7 +33,8 @@ from domain.submissions import (
     SubmissionStatus,
 )
 from domain.upstream import EvalKind, Verdict
-from tests.workflows.test_session_workflow import start_session
+from tests.support import eventually
+from tests.support.sessions import start_session
 from workflows.session import SessionWorkflow
 from workflows.submission import SubmissionWorkflow
 
@@ -98,11 +98,12 @@ async def test_a_finished_submission_counts_in_its_session(
         session = await start_session(temporal_env, queue, idle=timedelta(days=14))
         fakes.session_id = uuid.UUID(session.id.removeprefix("session-"))
         assert await submit(temporal_env, queue) == SubmissionStatus.completed
-        for _ in range(100):
+
+        async def accepted() -> SessionView | None:
             view = await session.query(SessionWorkflow.state)
-            if view.modules[0].items[0].accepted:
-                break
-            await asyncio.sleep(0.05)
+            return view if view.modules[0].items[0].accepted else None
+
+        view = await eventually(accepted, timeout=10)
         assert view.modules[0].items[0].attempts == 1
         assert view.modules[0].items[0].mastered
 

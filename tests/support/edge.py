@@ -1,5 +1,5 @@
-"""Helpers of the edge tests (``test_edge_*.py``): apps with settings of their own, clients
-from addresses of their own.
+"""Helpers of the edge tests (``test_edge_*.py`` and others): apps with settings of their
+own, clients from addresses of their own.
 
 Every unauthenticated request is rate limited by client address, and the limiter's counters
 live in Redis, shared by every app of the run: each client here gets a random address so

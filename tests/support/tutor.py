@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from domain.upstream import Domain
 from store import sessions as session_repo
 from store import tracks as track_repo
 from store.models import LearningSession
+from tests.support.polling import eventually
 
 SECRET_PROBLEM = "py-secret-sum"
 OTHER_PROBLEM = "py-two-sum"
@@ -185,15 +185,6 @@ def entry_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, every: float = 0.05
-) -> None:
-    """Poll an async predicate until it holds."""
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(every)
-
-
 async def finished_turn(
     client: httpx.AsyncClient, headers: dict[str, str], message_id: str, timeout: float = 20.0
 ) -> dict[str, Any]:
@@ -206,5 +197,5 @@ async def finished_turn(
         body = r.json()
         return bool(body["status"] != "streaming")
 
-    await wait_for(done, timeout=timeout, every=0.1)
+    await eventually(done, timeout=timeout, every=0.1)
     return body

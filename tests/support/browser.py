@@ -15,6 +15,8 @@ from typing import Any
 
 import websockets
 
+from tests.support.polling import eventually
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # Every host name resolves to nothing but loopback: a page that needs the internet
@@ -54,17 +56,17 @@ class DevTools:
         await self.call("Page.enable", session=session)
         await self.call("Page.navigate", {"url": url}, session=session)
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    with contextlib.suppress(RuntimeError):  # navigation swaps the context
-                        done = await self.call(
-                            "Runtime.evaluate",
-                            {"expression": f"!!({ready})", "returnByValue": True},
-                            session=session,
-                        )
-                        if done["result"].get("value") is True:
-                            break
-                    await asyncio.sleep(0.1)
+
+            async def is_ready() -> bool:
+                done = await self.call(
+                    "Runtime.evaluate",
+                    {"expression": f"!!({ready})", "returnByValue": True},
+                    session=session,
+                )
+                return done["result"].get("value") is True
+
+            # RuntimeError: navigation swapped the context under the call.
+            await eventually(is_ready, timeout=timeout, every=0.1, ignoring=(RuntimeError,))
             result = await self.call(
                 "Runtime.evaluate", {"expression": value, "returnByValue": True}, session=session
             )
@@ -81,23 +83,22 @@ class DevTools:
         session = attached["sessionId"]
         await self.call("Page.enable", session=session)
         await self.call("Page.navigate", {"url": url}, session=session)
+
+        async def has_result() -> bool:
+            ready = await self.call(
+                "Runtime.evaluate",
+                {
+                    "expression": "document.readyState === 'complete' && "
+                    "location.href !== 'about:blank' && !!window.__result",
+                    "returnByValue": True,
+                },
+                session=session,
+            )
+            return ready["result"].get("value") is True
+
         async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    ready = await self.call(
-                        "Runtime.evaluate",
-                        {
-                            "expression": "document.readyState === 'complete' && "
-                            "location.href !== 'about:blank' && !!window.__result",
-                            "returnByValue": True,
-                        },
-                        session=session,
-                    )
-                    if ready["result"].get("value") is True:
-                        break
-                except RuntimeError:
-                    pass  # the context changed under us while navigating
-                await asyncio.sleep(0.05)
+            # RuntimeError: the context changed under us while navigating.
+            await eventually(has_result, timeout=timeout, ignoring=(RuntimeError,))
             result = await self.call(
                 "Runtime.evaluate",
                 {"expression": "window.__result", "awaitPromise": True, "returnByValue": True},
