@@ -413,6 +413,10 @@ async def test_an_unprojected_claim_reads_as_its_start_state_and_the_next_start_
     assert (detail.json()["status"], detail.json()["current"]["problem_id"]) == ("active", first)
     listed = (await client.get("/v1/sessions", headers=auth)).json()["items"]
     assert [(s["id"], s["current"]["problem_id"]) for s in listed] == [(str(sid), first)]
+    recommended = (await client.get("/v1/recommendations", headers=auth)).json()["items"]
+    assert any(
+        r["kind"] == "continue_session" and r["problem_id"] == first for r in recommended
+    ), recommended
 
     again = await start(client, auth, SYSTEMS_TRACK)
     assert (again.status_code, again.json()["id"]) == (200, str(sid))
