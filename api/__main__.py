@@ -27,6 +27,10 @@ def main() -> int:
         port=int(os.environ.get("CO_API_PORT", "8000")),
         log_config=None,
         proxy_headers=True,
+        # The request log line is CO's own (api.observability: with the request id and the
+        # user); uvicorn's would repeat it, and builds its arguments on every request even
+        # when its logger is silenced.
+        access_log=False,
     )
     return 0
 

@@ -31,6 +31,7 @@ from api.routers import (
     tracks,
     tutor,
 )
+from api.services.tracks import TrackCatalog
 from domain.settings import Settings, SettingsError, get_settings
 from ops.temporal import API_RETRY, connect, tls_config
 from ops.tracing import provider_from_settings, temporal_interceptors
@@ -107,13 +108,19 @@ def create_app(
         temporal = await connect_temporal(settings, tracer_provider)
         metrics = MetricsServer(settings.metrics_host, settings.api_metrics_port)
         metrics.start()
+        sessionmaker = make_sessionmaker(engine)
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
-            sessionmaker=make_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             redis=redis,
             temporal=temporal,
             verifier=verifier,
+            catalog=TrackCatalog(
+                sessionmaker,
+                recheck_seconds=settings.catalog_recheck_seconds,
+                max_entries=settings.catalog_cache_entries,
+            ),
         )
         try:
             yield

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.auth import JwtVerifier, Principal, parse_authorization
+from api.services.tracks import TrackCatalog
 from domain.settings import Settings
 
 
@@ -28,6 +29,7 @@ class Resources:
     redis: Redis
     temporal: Client
     verifier: JwtVerifier
+    catalog: TrackCatalog
 
 
 def resources(request: Request) -> Resources:
@@ -63,12 +65,18 @@ async def current_principal(
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     principal.require_role("admin")
     return principal
 
 
-ResourcesDep = Annotated[Resources, Depends(resources)]
+async def resources_of(request: Request) -> Resources:
+    # Every dependency here is ``async def`` although none awaits: FastAPI runs a plain
+    # ``def`` dependency in its thread pool, a thread hop per request for an attribute read.
+    return resources(request)
+
+
+ResourcesDep = Annotated[Resources, Depends(resources_of)]
 # scope="function": the transaction commits before the response is sent. With the default
 # ("request") FastAPI commits after sending it, so a client could read its own 201 before
 # the row exists (a create retried at once was answered 201 twice).
@@ -77,18 +85,23 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-def settings_of(request: Request) -> Settings:
+async def settings_of(request: Request) -> Settings:
     return resources(request).settings
 
 
-def redis_of(request: Request) -> Redis:
+async def redis_of(request: Request) -> Redis:
     return resources(request).redis
 
 
-def temporal_of(request: Request) -> Client:
+async def temporal_of(request: Request) -> Client:
     return resources(request).temporal
 
 
+async def catalog_of(request: Request) -> TrackCatalog:
+    return resources(request).catalog
+
+
 SettingsDep = Annotated[Settings, Depends(settings_of)]
+CatalogDep = Annotated[TrackCatalog, Depends(catalog_of)]
 RedisDep = Annotated[Redis, Depends(redis_of)]
 TemporalDep = Annotated[Client, Depends(temporal_of)]

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
 import time
-import uuid
 from wsgiref.simple_server import WSGIServer
 
 import structlog
@@ -91,7 +91,32 @@ def _request_id(scope: Scope) -> str:
             if 8 <= len(incoming) <= 64 and incoming.isascii() and incoming.isprintable():
                 return incoming
             break
-    return uuid.uuid4().hex
+    # A request id must be unique, not secret: Python's generator (seeded from the OS once)
+    # instead of ``uuid4``, whose ``os.urandom`` is a system call on every request.
+    return f"{_ids.getrandbits(128):032x}"
+
+
+_ids = random.Random()
+
+
+class _Series:
+    """``labels(...)`` children by label values, found with one dict lookup: prometheus
+    client's ``labels`` takes a lock and validates on every call (two per request)."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: str, elapsed: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (REQUESTS.labels(*key), LATENCY.labels(*key))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
+
+
+_series = _Series()
 
 
 class RequestObservabilityMiddleware:
@@ -123,8 +148,7 @@ class RequestObservabilityMiddleware:
                 elapsed = time.perf_counter() - started
                 method = scope["method"]
                 route = route_template(scope)
-                REQUESTS.labels(method, route, str(status)).inc()
-                LATENCY.labels(method, route, str(status)).observe(elapsed)
+                _series.observe(method, route, str(status), elapsed)
                 principal = scope.get("state", {}).get("principal")
                 log.info(
                     "request",

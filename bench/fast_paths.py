@@ -1,6 +1,7 @@
 """The four fast paths of issue 11, each beside its bare baseline, in one run.
 
-``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S] [--only ROWS]``
+``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]
+[--wrk-rounds N] [--only abcd] [--profile FILE] [--trace]``
 
 Starts the same stack as ``bench.tutor_stream`` (Temporal dev server, scratch database,
 dev services, worker, API on free ports) and measures, side by side:
@@ -17,6 +18,11 @@ c. ``GET /v1/tracks`` (JWT + rate limit + CORS) at 16 connections with Debian's 
 d. tutor time to first token through CO minus the dev Tutor read directly.
 
 ``wrk`` runs on the same 2 cores as the server it loads: both rows (c) pay that alike.
+``--only c`` measures just row (c) (the stack still starts whole: ``/readyz`` needs it).
+``--profile FILE`` (row c) samples the API process with ``py-spy`` (PyPI; not a dependency of
+the project, it must be on ``PATH``) during one more ``wrk`` run of ``GET /v1/tracks``, writes
+the collapsed stacks to FILE (``flamegraph.pl`` or speedscope read them) and prints where the
+samples went.
 Benchmarks print; tests never assert times.
 """
 
@@ -370,18 +376,36 @@ def ensure_wrk() -> str | None:
     return None
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WrkRun:
+    rate: float  # requests per second, as wrk saw them
+    cpu_us: float  # CPU time the server process spent per request, in microseconds
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, pid: int) -> WrkRun:
+    """``wrk`` at 16 connections, and the CPU the server ``pid`` spent per request: a
+    figure the other load on a shared machine barely moves (the rate depends on how
+    much of the 2 cores the server got; its CPU per request does not)."""
     argv = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency"]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx answers from {url}")
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not found:
+    total = re.search(r"(\d+) requests in", out)
+    if not found or not total:
         raise RuntimeError(f"wrk printed no rate: {out}")
-    return float(found.group(1))
+    return WrkRun(float(found.group(1)), cpu / max(1, int(total.group(1))) * 1e6)
 
 
 BARE_APP = """
@@ -403,8 +427,71 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_config=None, proxy
 """
 
 
+def _frame_name(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (file.py)``: lines apart, one entry per function."""
+    m = re.match(r"(.*) \((.*?):\d+\)$", frame)
+    return f"{m.group(1)} ({Path(m.group(2)).name})" if m else frame
+
+
+def profile_summary(collapsed: Path, top: int = 30) -> str:
+    """Share of samples per function, inclusive (anywhere on the stack) and self (on top)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";")]
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        return "no samples"
+    out = [f"{total} samples of the API process", "inclusive:"]
+    for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {100 * n / total:5.1f}%  {name}")
+    out.append("self:")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {100 * n / total:5.1f}%  {name}")
+    return "\n".join(out)
+
+
+def profile_api(
+    url: str, headers: dict[str, str], procs: ts.Processes, secs: int, out: Path
+) -> None:
+    """Sample the API with py-spy during one more wrk run of ``url``; print where the time
+    went."""
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        print("--profile: py-spy is not on PATH (pip install py-spy); no profile taken")
+        return
+    pid = procs.pid("api")
+    # --nonblocking: sampling without pausing the process, so the rate wrk sees stays close.
+    recorder = subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "250", "--nonblocking",
+         "--format", "raw", "--duration", str(secs + 1), "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        rate = wrk(url, headers, secs, pid).rate
+    finally:
+        recorder.wait(timeout=secs + 30)
+    print(f"\nprofile of GET {url} ({rate:.0f} req/s while sampled), stacks in {out}")
+    print(profile_summary(out))
+
+
 async def row_c(
-    api: str, token: str, procs: ts.Processes, env: dict[str, str], secs: int
+    api: str,
+    token: str,
+    procs: ts.Processes,
+    env: dict[str, str],
+    secs: int,
+    rounds: int = 3,
+    profile: Path | None = None,
 ) -> list[Row]:
     if ensure_wrk() is None:
         return [Row("(c) GET /v1/tracks, 16 conns", "n/a", "n/a", "wrk missing")]
@@ -423,14 +510,44 @@ async def row_c(
     )
     bare_url = f"http://127.0.0.1:{port}/v1/tracks"
     await ts.wait_http(bare_url, procs)
-    co_rate = wrk(f"{api}/v1/tracks", headers, secs)
-    bare_rate = wrk(bare_url, headers, secs)
-    # Where the rest goes: the same stack and middlewares on a route with no token check,
-    # no limit and no database (the probes are exempt from both).
-    probe_rate = wrk(f"{api}/healthz", {"Origin": "http://localhost:3000"}, secs)
+    # Interleaved rounds, medians: the machine is shared, and its load drifts within a run
+    # more than between two neighbouring wrk runs.
+    api_pid = procs.pid("api")
+    bare_pid = procs.pid("bare-app")
+    co_runs: list[WrkRun] = []
+    bare_runs: list[WrkRun] = []
+    probe_runs: list[WrkRun] = []
+    for _ in range(rounds):
+        co_runs.append(wrk(f"{api}/v1/tracks", headers, secs, api_pid))
+        bare_runs.append(wrk(bare_url, headers, secs, bare_pid))
+        # Where the rest goes: the same stack and middlewares on a route with no token
+        # check, no limit and no database (the probes are exempt from both).
+        probe_headers = {"Origin": "http://localhost:3000"}
+        probe_runs.append(wrk(f"{api}/healthz", probe_headers, secs, api_pid))
+    co_rate = statistics.median(r.rate for r in co_runs)
+    bare_rate = statistics.median(r.rate for r in bare_runs)
+    probe_rate = statistics.median(r.rate for r in probe_runs)
+    co_cpu = statistics.median(r.cpu_us for r in co_runs)
+    bare_cpu = statistics.median(r.cpu_us for r in bare_runs)
+    probe_cpu = statistics.median(r.cpu_us for r in probe_runs)
+    print(
+        "(c) rounds, req/s (server CPU us/request): "
+        + "; ".join(
+            f"tracks {c.rate:.0f} ({c.cpu_us:.0f}) bare {b.rate:.0f} ({b.cpu_us:.0f}) "
+            f"healthz {h.rate:.0f} ({h.cpu_us:.0f})"
+            for c, b, h in zip(co_runs, bare_runs, probe_runs, strict=True)
+        ),
+        flush=True,
+    )
+    if profile is not None:
+        profile_api(f"{api}/v1/tracks", headers, procs, secs, profile)
+        # The floor: the same process and middlewares with no token, limit or handler work.
+        probe_headers = {"Origin": "http://localhost:3000"}
+        probe_profile = profile.with_name(profile.name + ".healthz")
+        profile_api(f"{api}/healthz", probe_headers, procs, secs, probe_profile)
     return [
         Row(
-            "(c) GET /v1/tracks, wrk 16 conns",
+            f"(c) GET /v1/tracks, wrk 16 conns (median of {rounds})",
             f"{co_rate:.0f} req/s",
             f"{bare_rate:.0f} req/s",
             f"x{co_rate / bare_rate:.2f} (goal >= 0.7)",
@@ -440,6 +557,20 @@ async def row_c(
             f"{probe_rate:.0f} req/s",
             f"{bare_rate:.0f} req/s",
             f"x{probe_rate / bare_rate:.2f}",
+        ),
+        # CPU per request, the load-independent view: bare / CO is the throughput ratio
+        # the two would reach on cores of their own.
+        Row(
+            "(c)   server CPU per request, /v1/tracks",
+            f"{co_cpu:.0f} us",
+            f"{bare_cpu:.0f} us",
+            f"x{bare_cpu / co_cpu:.2f} (bare/CO)",
+        ),
+        Row(
+            "(c)   server CPU per request, /healthz",
+            f"{probe_cpu:.0f} us",
+            f"{bare_cpu:.0f} us",
+            f"x{bare_cpu / probe_cpu:.2f} (bare/CO)",
         ),
     ]
 
@@ -618,6 +749,9 @@ async def run(args: argparse.Namespace) -> None:
                 "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
                 "CO_TEMPORAL_TASK_QUEUE": "co-bench",
                 "CO_API_PORT": str(ports["api"]),
+                # Free ports: another bench or `make dev` on this machine holds the defaults.
+                "CO_API_METRICS_PORT": str(ts.free_port()),
+                "CO_WORKER_METRICS_PORT": str(ts.free_port()),
                 "CO_CORS_ORIGINS": "http://localhost:3000",
                 # High enough that the load rows measure the limiter's cost, not its refusals.
                 "CO_RATE_LIMIT_PER_MINUTE": "100000000",
@@ -664,7 +798,9 @@ async def run(args: argparse.Namespace) -> None:
                     api, env["CO_TEMPORAL_ADDRESS"], bank, eval_, dsn, tokens, args.load
                 )
             if "c" in args.only:
-                rows += await row_c(api, token, procs, env, args.wrk_seconds)
+                rows += await row_c(
+                    api, token, procs, env, args.wrk_seconds, args.wrk_rounds, args.profile
+                )
             if "d" in args.only:
                 rows += await row_d(
                     api,
@@ -697,11 +833,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=int, default=200)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--wrk-rounds", type=int, default=3)
     parser.add_argument(
         "--only",
         default="abcd",
-        type=lambda v: set(v.lower()),
-        help="the rows to measure, e.g. 'd' (default: all four)",
+        type=lambda v: set(v) if v and set(v) <= set("abcd") else parser.error("--only: of abcd"),
+        help="the rows to measure, e.g. 'c' or 'ac' (default: all four)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="row (c): sample the API with py-spy into this file (collapsed stacks)",
     )
     parser.add_argument(
         "--trace",

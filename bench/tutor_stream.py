@@ -197,6 +197,9 @@ class Processes:
         )
         self.children.append((name, proc))
 
+    def pid(self, name: str) -> int:
+        return next(proc.pid for n, proc in self.children if n == name)
+
     def check(self) -> None:
         for name, proc in self.children:
             if proc.poll() is not None:

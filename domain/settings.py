@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:3000"]
     )
     rate_limit_per_minute: int = Field(default=60, ge=1)
+    # Published tracks are served from a per-process cache; each process checks at most this
+    # often whether anything published changed (one small query), so a publication is seen
+    # by every replica within this many seconds. 0: check on every request.
+    catalog_recheck_seconds: float = Field(default=1.0, ge=0, le=60)
+    catalog_cache_entries: int = Field(default=256, ge=1)
     sse_max_streams: int = Field(default=2, ge=1)
     sse_slot_ttl_seconds: int = Field(default=30, ge=5)
     max_body_bytes: int = Field(default=128 * 1024, ge=1024)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -121,3 +122,36 @@ async def list_published_summaries(
     if limit is not None:
         stmt = stmt.limit(limit)
     return [dict(row._mapping) for row in (await db.execute(stmt)).all()]
+
+
+# What a published track looks like from outside, as one fingerprint: the ids of the
+# published versions (their curricula never change) and the mutable fields of their tracks
+# (PATCH changes title and description). Any publication, archive, rename or deletion, by
+# any writer (the publish activity, the demo loader, SQL by hand), changes it.
+_FINGERPRINT = select(
+    func.md5(
+        func.coalesce(
+            func.string_agg(
+                func.concat_ws(
+                    literal("\x1f"),
+                    TrackVersion.id,
+                    TrackVersion.version,
+                    Track.slug,
+                    Track.domain,
+                    Track.title,
+                    Track.description,
+                ),
+                aggregate_order_by(literal("\x1e"), TrackVersion.id),
+            ),
+            "",
+        )
+    )
+).where(TrackVersion.status == "published", Track.id == TrackVersion.track_id)
+
+
+async def published_fingerprint(db: AsyncSession) -> str:
+    """A digest that changes whenever anything ``GET /v1/tracks[/{slug}]`` shows changes.
+
+    One aggregate over the published versions (a few hundred rows: cheap next to the
+    cache it validates, and read at most once per ``CO_CATALOG_RECHECK_SECONDS``)."""
+    return str(await db.scalar(_FINGERPRINT))

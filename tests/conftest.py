@@ -237,6 +237,10 @@ def make_settings(
             "worker_graceful_shutdown_seconds": 2,
             # Functional tests poll; the rate-limit tests set their own small limit.
             "rate_limit_per_minute": 10_000,
+            # Tests write tracks straight into PostgreSQL and read them through the API at
+            # once: re-read the published fingerprint on every request (the cache's own tests
+            # set a real interval).
+            "catalog_recheck_seconds": 0,
             "log_json": False,
             # Tests that scrape metrics ask for a port of their own.
             "api_metrics_port": 0,

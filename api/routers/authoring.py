@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from api.deps import AdminDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AdminDep, CatalogDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import problem_responses
 from api.services import authoring as service
 from domain.authoring import AuthorTrack, AuthorTrackList, TrackPatch
@@ -110,8 +110,9 @@ async def replace_draft(
     responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def patch_track(
-    slug: SlugPath, body: TrackPatch, _user: AdminDep, db: SessionDep
+    slug: SlugPath, body: TrackPatch, _user: AdminDep, db: SessionDep, catalog: CatalogDep
 ) -> AuthorTrack:
+    catalog.invalidate_after_commit(db)  # the author reads the new title at once
     return await service.patch_track(db, slug, body)
 
 
@@ -132,8 +133,12 @@ async def publish_track(
     db: SessionDep,
     temporal: TemporalDep,
     settings: SettingsDep,
+    catalog: CatalogDep,
     if_match: IfMatch = None,
 ) -> TrackDetail:
+    # The activity has committed the version when this returns; the listing in this process
+    # shows it at once, other replicas within CO_CATALOG_RECHECK_SECONDS.
+    catalog.invalidate_after_commit(db)
     return await service.publish(db, temporal, settings, user, slug, if_match=if_match)
 
 

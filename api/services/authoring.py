@@ -39,6 +39,7 @@ from api.problem_types import (
     PreconditionFailed,
     TrackExists,
 )
+from api.services.tracks import detail_of
 from api.temporal import start_workflow as temporal_start
 from domain.authoring import (
     AuthorTrack,
@@ -281,19 +282,7 @@ async def _already_published(db: AsyncSession, track: Track, if_match: str) -> b
 async def _published_detail(db: AsyncSession, slug: str) -> TrackDetail:
     version = await track_repo.get_published(db, slug)
     assert version is not None
-    return TrackDetail(
-        id=version.track.id,
-        slug=version.track.slug,
-        title=version.track.title,
-        domain=Domain(version.track.domain),
-        description=version.track.description,
-        version=version.version,
-        published_at=version.published_at,
-        module_count=len(version.modules),
-        problem_count=sum(len(m.items) for m in version.modules),
-        items_total=sum(1 for m in version.modules for i in m.items if i.required),
-        modules=[ModuleOut.model_validate(m) for m in version.modules],
-    )
+    return detail_of(version)
 
 
 async def list_for_authors(

@@ -187,3 +187,37 @@ async def test_after_a_redis_restart_the_replicas_share_one_limit_again() -> Non
         for limiter in replicas:
             await limiter.aclose()
         redis.stop()
+
+
+async def test_concurrent_hits_share_round_trips_and_stay_exact() -> None:
+    """Hits waiting at the same moment go to Redis in one pipeline, each still its own
+    atomic script: 90 at once for a limit of 30 admit exactly 30, in fewer round trips than
+    hits; a Redis that lost its scripts (new, restarted, flushed) is taught them again."""
+    redis = RedisServer()  # of its own: SCRIPT FLUSH is server-wide
+    await redis.start()
+    limiter = RateLimiter(redis.url, limit=30)
+    batches: list[int] = []
+    send = limiter._hits._pipeline
+
+    async def counted(keys: list[str]) -> list[object]:
+        batches.append(len(keys))
+        return await send(keys)
+
+    limiter._hits._pipeline = counted  # type: ignore[method-assign]
+    try:
+        key = f"batched-{uuid.uuid4().hex}"
+        decisions = await asyncio.gather(*(limiter.hit(key) for _ in range(90)))
+        assert all(d.shared for d in decisions)
+        assert sum(d.allowed for d in decisions) == 30
+        assert sorted(d.remaining for d in decisions if d.allowed) == list(range(30))
+        assert sum(batches) >= 90  # every hit was sent (the first batch twice: NOSCRIPT)
+        assert len(batches) < 90
+        assert max(batches) > 1
+
+        await limiter._redis.script_flush()
+        after = await asyncio.gather(*(limiter.hit(f"flushed-{i}") for i in range(5)))
+        assert all(d.allowed and d.shared for d in after)
+        assert not limiter.degraded
+    finally:
+        await limiter.aclose()
+        redis.stop()
