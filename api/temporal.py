@@ -48,3 +48,9 @@ async def start_workflow(
         return None
     except RPCError as err:
         raise DependencyUnavailable(f"temporal: {unavailable}") from err
+    except RuntimeError as err:
+        # The API's client is lazy: when its first connection fails, the SDK raises a
+        # plain RuntimeError ("Failed client connect: ..."), not an RPCError.
+        if "client connect" not in str(err):
+            raise
+        raise DependencyUnavailable(f"temporal: {unavailable}") from err
