@@ -18,7 +18,8 @@ class SessionActivities:
 
     @activity.defn(name=ActivityName.SESSION_PROJECT)
     async def project(self, data: SessionProjection) -> bool:
-        """Upsert the session's row, keyed by its id and guarded by ``state_seq``: a
-        retried or late write of an older state changes nothing."""
+        """Write the session's state columns, keyed by its id and guarded by
+        ``state_seq``: a retried or late write of an older state changes nothing. The row
+        is the API's (committed before the workflow started); this never creates one."""
         async with self._db() as db, db.begin():
-            return await repo.upsert_projection(db, data)
+            return await repo.write_projection(db, data)

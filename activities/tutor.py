@@ -1,4 +1,4 @@
-"""Activities of TutorTurnWorkflow: wait for the row, stream the answer, close the turn.
+"""Activities of TutorTurnWorkflow: stream the answer, close the turn.
 
 ``stream`` calls the Tutor and appends each token to the Redis Stream ``tutor:{id}``
 (see ``domain.tutor``). How a retried attempt avoids duplicated text:
@@ -69,8 +69,8 @@ log = logging.getLogger("co.activities.tutor")
 
 # Keys of a turn that never finishes (every worker died) still go away.
 SAFETY_TTL_SECONDS = 24 * 3600
-# The API commits the row right after starting the workflow: look for it briefly here
-# before failing the attempt (a retry costs a backoff interval).
+# ``begin`` (runs started before the API committed first): the API committed the row
+# right after starting the workflow, so look for it briefly before failing the attempt.
 ROW_WAIT_SECONDS = 3.0
 ROW_POLL_SECONDS = 0.01
 # Public problems change rarely; a worker may use one for this long.
@@ -218,7 +218,8 @@ class TutorActivities:
 
     @activity.defn(name=ActivityName.TUTOR_BEGIN)
     async def begin(self, data: BeginTurnInput) -> bool:
-        """Wait until the API has committed the turn's row (it starts the workflow first)."""
+        """Wait until the API has committed the turn's row. Only runs started before the
+        patch ``tutor-api-commits-first`` call this (the API started them first)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ROW_WAIT_SECONDS
         while True:
@@ -249,20 +250,23 @@ class TutorActivities:
 
     async def _turn(self, message_id: uuid.UUID) -> tuple[TutorMessage, Result | None]:
         async with self._db() as db:
-            row = await db.get(TutorMessage, message_id)
-            if row is None:
-                raise ApplicationError(
-                    f"tutor message {message_id} does not exist",
-                    type=FailureType.TUTOR_MESSAGE_MISSING,
-                    non_retryable=True,
-                )
-            last = await repo.last_result(db, row.user_id, row.problem_id)
-        return row, last[1] if last is not None else None
+            found = await repo.turn_context(db, message_id)
+        if found is None:
+            raise ApplicationError(
+                f"tutor message {message_id} does not exist",
+                type=FailureType.TUTOR_MESSAGE_MISSING,
+                non_retryable=True,
+            )
+        return found
 
-    async def _request(self, data: StreamTurnInput, prefix: str) -> TutorRequest:
-        (row, last), problem = await asyncio.gather(
-            self._turn(data.message_id), self._problem(data.problem_id)
-        )
+    @staticmethod
+    def _request(
+        data: StreamTurnInput,
+        turn: tuple[TutorMessage, Result | None],
+        problem: ProblemPublic,
+        prefix: str,
+    ) -> TutorRequest:
+        row, last = turn
         # The Tutor learns the ladder only up to the granted level: what it does not know
         # it cannot be talked into revealing.
         problem = problem.model_copy(
@@ -290,7 +294,11 @@ class TutorActivities:
     async def stream(self, data: StreamTurnInput) -> StreamOutcome:
         attempt = activity.info().attempt
         turn = TurnStream(self._redis, data.message_id)
-        claim = await turn.claim(attempt)
+        # The claim, the turn's row and the public problem at once: the learner waits
+        # for the first token behind all three.
+        claim, context, problem = await asyncio.gather(
+            turn.claim(attempt), self._turn(data.message_id), self._problem(data.problem_id)
+        )
         if not claim.owner:
             raise ApplicationError(
                 "a newer attempt owns this turn",
@@ -300,13 +308,17 @@ class TutorActivities:
         if claim.complete or claim.closed:
             # An earlier attempt streamed everything but its completion was lost.
             return StreamOutcome(chars=claim.committed, tokens=0, attempt=attempt)
-        try:
-            prefix = await turn.committed_text()
-        except StreamLost as exc:
-            raise ApplicationError(
-                str(exc), type=FailureType.TUTOR_STREAM_LOST, non_retryable=True
-            ) from None
-        request = await self._request(data, prefix)
+        # Nothing committed yet (every first attempt): no text to read back, so the
+        # learner's first token does not wait for a read of an empty stream.
+        prefix = ""
+        if claim.committed:
+            try:
+                prefix = await turn.committed_text()
+            except StreamLost as exc:
+                raise ApplicationError(
+                    str(exc), type=FailureType.TUTOR_STREAM_LOST, non_retryable=True
+                ) from None
+        request = self._request(data, context, problem, prefix)
         restarted_at = len(prefix) if attempt > 1 else None
         if restarted_at is not None:
             log.info(

@@ -1,7 +1,7 @@
 """The four fast paths of issue 11, each beside its bare baseline, in one run.
 
 ``python -m bench.fast_paths [--rounds N] [--load N] [--users N] [--wrk-seconds S]
-[--wrk-rounds N] [--only abcd] [--profile FILE] [--env CO_NAME=VALUE ...]``
+[--wrk-rounds N] [--only abcd] [--profile FILE] [--trace] [--env CO_NAME=VALUE ...]``
 
 ``--env`` sets a CO setting for the worker and the API (e.g. to compare worker settings in
 the same conditions).
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -676,9 +677,93 @@ async def row_c(
 # --------------------------------------------------------------------------- (d)
 
 
+async def co_turn(
+    http: httpx.AsyncClient, api: str, token: str, session_id: uuid.UUID
+) -> tuple[ts.Sample, uuid.UUID, float, float]:
+    """``ts.through_co`` that also keeps the turn's message id (from ``meta``) and the
+    wall-clock time the POST was sent and when ``meta`` arrived (the API's own work), so
+    the turn's history can be laid beside it."""
+    body: dict[str, Any] = {
+        "session_id": str(session_id),
+        "problem_id": ts.PROBLEM,
+        "message": ts.MESSAGE,
+        "hint_level": 1,
+    }
+    sent = time.time()
+    start = time.perf_counter()
+    first = last = 0.0
+    parts: list[str] = []
+    event = ""
+    message_id: uuid.UUID | None = None
+    meta = 0.0
+    async with http.stream(
+        "POST", api + "/v1/tutor/messages", json=body, headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "meta":
+                message_id = uuid.UUID(json.loads(line[5:])["message_id"])
+                meta = time.perf_counter() - start
+            elif line.startswith("data:") and event == "token":
+                last = time.perf_counter()
+                first = first or last
+                parts.append(json.loads(line[5:])["text"])
+            elif line.startswith("data:") and event in ("done", "error"):
+                if event == "error":
+                    raise RuntimeError(f"CO answered an error: {line}")
+                break
+    assert message_id is not None
+    span = last - first
+    rate = (len(parts) - 1) / span if span > 0 else float("nan")
+    return ts.Sample(first - start, len(parts), rate, "".join(parts)), message_id, sent, meta
+
+
+async def turn_phases(client: Client, message_id: uuid.UUID, sent: float) -> dict[str, float]:
+    """Milliseconds from the POST to each step of the turn's history before the stream's
+    first token: where the time to first token goes (same machine, same clock)."""
+    from domain.contracts import ActivityName, tutor_workflow_id
+
+    history = await client.get_workflow_handle(tutor_workflow_id(message_id)).fetch_history()
+    at: dict[str, float] = {}
+    scheduled_names: dict[int, str] = {}
+    wft = 0
+    for event in history.events:
+        ms = event.event_time.ToDatetime().timestamp() * 1000 - sent * 1000
+        kind = event.WhichOneof("attributes")
+        if kind == "workflow_execution_started_event_attributes":
+            at["started"] = ms
+        elif kind == "workflow_task_started_event_attributes":
+            wft += 1
+            at.setdefault(f"wft{wft} started", ms)
+        elif kind == "workflow_task_completed_event_attributes":
+            at.setdefault(f"wft{wft} completed", ms)
+        elif kind == "activity_task_scheduled_event_attributes":
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled_names[event.event_id] = name
+            if name == ActivityName.TUTOR_STREAM:
+                at.setdefault("stream scheduled", ms)
+        elif kind == "activity_task_started_event_attributes":
+            attrs = event.activity_task_started_event_attributes
+            if scheduled_names.get(attrs.scheduled_event_id) == ActivityName.TUTOR_STREAM:
+                at.setdefault("stream started", ms)
+    return at
+
+
 async def row_d(
-    api: str, tutor: str, bank: str, token: str, session_id: uuid.UUID, rounds: int
+    api: str,
+    tutor: str,
+    bank: str,
+    token: str,
+    session_id: uuid.UUID,
+    rounds: int,
+    temporal: str | None = None,
 ) -> list[Row]:
+    """Interleaved CO and direct turns; with ``temporal`` (an address) also prints the
+    median time of each step of the turns' histories after the POST."""
+    phases: list[dict[str, float]] = []
+    client = await Client.connect(temporal) if temporal else None
     async with httpx.AsyncClient(timeout=60) as http:
         problem = ProblemPublic.model_validate_json(
             (
@@ -689,27 +774,50 @@ async def row_d(
             ).content
         )
         await ts.direct(http, tutor, problem)
-        await ts.through_co(http, api, token, session_id)
+        await co_turn(http, api, token, session_id)
         added: list[float] = []
         co: list[float] = []
         raw: list[float] = []
         for i in range(rounds):
             if i % 2:
-                c = await ts.through_co(http, api, token, session_id)
+                c, message_id, sent, meta = await co_turn(http, api, token, session_id)
                 d = await ts.direct(http, tutor, problem)
             else:
                 d = await ts.direct(http, tutor, problem)
-                c = await ts.through_co(http, api, token, session_id)
+                c, message_id, sent, meta = await co_turn(http, api, token, session_id)
+            if c.text != d.text:
+                raise RuntimeError("CO relayed a different text than the Tutor wrote")
             co.append(c.ttft)
             raw.append(d.ttft)
             added.append(c.ttft - d.ttft)
+            if client is not None:
+                got = await turn_phases(client, message_id, sent)
+                got["first token (client)"] = c.ttft * 1000
+                got["meta event (client)"] = meta * 1000
+                phases.append(got)
+    if phases:
+        print("\n(d) where a turn's time goes: median ms after the POST was sent")
+        names = sorted(
+            {k for p in phases for k in p},
+            key=lambda k: statistics.median(p[k] for p in phases if k in p),
+        )
+        for name in names:
+            values = [p[name] for p in phases if name in p]
+            print(f"    {name:<24} {statistics.median(values):7.1f}   (n={len(values)})")
+    co_sorted = sorted(co)
     return [
         Row(
             f"(d) tutor TTFT median ({rounds}x)",
             f"{statistics.median(co) * 1000:.1f} ms",
             f"{statistics.median(raw) * 1000:.1f} ms",
             f"+{statistics.median(added) * 1000:.1f} ms (goal <= +15)",
-        )
+        ),
+        Row(
+            "(d) tutor TTFT p90",
+            f"{pct(co_sorted, 0.9) * 1000:.1f} ms",
+            f"{pct(raw, 0.9) * 1000:.1f} ms",
+            f"+{(pct(co_sorted, 0.9) - pct(raw, 0.9)) * 1000:.1f} ms",
+        ),
     ]
 
 
@@ -803,7 +911,15 @@ async def run(args: argparse.Namespace) -> None:
                     api, token, procs, env, args.wrk_seconds, args.wrk_rounds, args.profile
                 )
             if "d" in args.only:
-                rows += await row_d(api, env["CO_TUTOR_BASE"], bank, token, session_id, args.rounds)
+                rows += await row_d(
+                    api,
+                    env["CO_TUTOR_BASE"],
+                    bank,
+                    token,
+                    session_id,
+                    args.rounds,
+                    env["CO_TEMPORAL_ADDRESS"] if args.trace else None,
+                )
             print_table(rows)
 
 
@@ -842,6 +958,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="row (c): sample the API with py-spy into this file (collapsed stacks)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="row d: also print when each step of the turns' histories happened",
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="CO_NAME=VALUE", help="a CO setting"

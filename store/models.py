@@ -180,8 +180,10 @@ class LearningSession(Base):
     track_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("track_versions.id"))
     status: Mapped[str] = mapped_column(String(20), default="active")
     current_problem_id: Mapped[str | None] = mapped_column(String(120))
-    state: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
-    state_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Written by SessionWorkflow's projection alone; NULL until its first one arrives
+    # (the API inserts identity and the active claim, then starts the workflow).
+    state: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
+    state_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import progression
 from domain.recommendations import ActiveSession, DueCard, Inputs, ProblemInfo, TrackInfo
+from store import sessions as session_repo
 
 _ITEMS = text("""
     SELECT DISTINCT ON (t.slug, m.position, ci.position)
@@ -21,6 +24,20 @@ _ITEMS = text("""
     JOIN curriculum_items ci ON ci.module_id = m.id
     ORDER BY t.slug, m.position, ci.position
     """)
+
+
+async def _start_position(
+    db: AsyncSession, version_id: uuid.UUID, started_at: datetime
+) -> tuple[str | None, str | None]:
+    """Where a session not yet projected by its workflow stands: the position it starts
+    from (its workflow writes that state first; a read may come before it does)."""
+    version = await session_repo.load_version(db, version_id)
+    assert version is not None  # a foreign key
+    position = progression.start(session_repo.plan_of(version), started_at).position
+    if position is None:
+        return None, None
+    titles = {i.problem_id: i.title for m in version.modules for i in m.items}
+    return position.problem_id, titles.get(position.problem_id)
 
 
 async def inputs(db: AsyncSession, user_id: str, now: datetime) -> Inputs:
@@ -46,13 +63,23 @@ async def inputs(db: AsyncSession, user_id: str, now: datetime) -> Inputs:
             "SELECT s.id, s.status, t.slug, t.title, s.current_problem_id, "
             "(SELECT ci.title FROM curriculum_items ci JOIN modules m ON m.id = ci.module_id "
             " WHERE m.track_version_id = s.track_version_id "
-            " AND ci.problem_id = s.current_problem_id LIMIT 1) AS next_title "
+            " AND ci.problem_id = s.current_problem_id LIMIT 1) AS next_title, "
+            "s.state_seq < 0 AS unprojected, s.track_version_id, s.created_at "
             "FROM sessions s JOIN tracks t ON t.id = s.track_id "
             "WHERE s.user_id = :u ORDER BY s.updated_at DESC"
         ),
         {"u": user_id},
     )
-    session_rows = sessions.all()
+    session_rows = [
+        (
+            (sid, status, slug, title, current, next_title)
+            if not unprojected
+            else (sid, status, slug, title, *await _start_position(db, version_id, created))
+        )
+        for sid, status, slug, title, current, next_title, unprojected, version_id, created in (
+            sessions.all()
+        )
+    ]
     items = (await db.execute(_ITEMS)).all()
     cards = await db.scalar(
         text("SELECT count(*) FROM review_items WHERE user_id = :u"), {"u": user_id}

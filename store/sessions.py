@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, text
+from sqlalchemy import and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from domain import progression
 from domain.progression import ItemPlan, ModulePlan, SessionPlan, SessionStatus
-from domain.sessions import SessionProjection
+from domain.sessions import SessionDocument, SessionProjection
 from store.models import CurriculumItem, LearningSession, Module, Track, TrackVersion
 
 _ACTIVE = text("status = 'active'")
@@ -125,33 +126,46 @@ async def version_has_problem(db: AsyncSession, version_id: uuid.UUID, problem_i
     return bool(await db.scalar(stmt))
 
 
-async def upsert_projection(db: AsyncSession, data: SessionProjection) -> bool:
-    """Write a session's state unless a newer one is stored (``state_seq``), so a late
-    or retried write never overwrites a newer state. Returns whether it was written."""
+def document_of(row: LearningSession, plan: SessionPlan) -> SessionDocument:
+    """The session's state as last projected by its workflow; before the first
+    projection arrives, the state the workflow starts from (the same pure function of
+    the plan and the start time), so a read never waits for the workflow."""
+    if row.state is not None:
+        return SessionDocument.model_validate(row.state)
+    progress = progression.start(plan, row.created_at)
+    return SessionDocument(progress=progress, summary=progression.summary(plan, progress))
+
+
+async def write_projection(db: AsyncSession, data: SessionProjection) -> bool:
+    """Write a session's state columns unless a newer state is stored (``state_seq``),
+    so a late or retried write never overwrites a newer one. Returns whether it was
+    written. Only SessionWorkflow calls this: the row itself (identity and the active
+    claim) is the API's, inserted before the workflow started, so this never inserts."""
     progress = data.document.progress
-    values: dict[str, Any] = {
-        "id": data.session_id,
-        "user_id": data.user_id,
-        "track_id": data.track_id,
-        "track_version_id": data.track_version_id,
-        "status": progress.status.value,
-        "current_problem_id": progress.position.problem_id if progress.position else None,
-        "state": data.document.model_dump(mode="json"),
-        "state_seq": progress.seq,
-        "created_at": progress.started_at,
-        "ended_at": progress.ended_at,
-    }
-    insert_stmt = insert(LearningSession).values(**values)
-    stmt = insert_stmt.on_conflict_do_update(
-        index_elements=[LearningSession.id],
-        set_={
-            "status": insert_stmt.excluded.status,
-            "current_problem_id": insert_stmt.excluded.current_problem_id,
-            "state": insert_stmt.excluded.state,
-            "state_seq": insert_stmt.excluded.state_seq,
-            "ended_at": insert_stmt.excluded.ended_at,
-            "updated_at": func.now(),
-        },
-        where=LearningSession.state_seq < insert_stmt.excluded.state_seq,
-    ).returning(LearningSession.id)
+    stmt = (
+        update(LearningSession)
+        .where(
+            LearningSession.id == data.session_id,
+            LearningSession.state_seq < progress.seq,
+        )
+        .values(
+            status=progress.status.value,
+            current_problem_id=progress.position.problem_id if progress.position else None,
+            state=data.document.model_dump(mode="json"),
+            state_seq=progress.seq,
+            ended_at=progress.ended_at,
+            updated_at=func.now(),
+        )
+        .returning(LearningSession.id)
+    )
     return (await db.execute(stmt)).first() is not None
+
+
+async def delete_unstarted(db: AsyncSession, session_id: uuid.UUID) -> None:
+    """Take back a session whose workflow could not be started (never projected: the
+    API inserts ``state_seq`` -1, every projection writes 0 or more)."""
+    await db.execute(
+        delete(LearningSession).where(
+            LearningSession.id == session_id, LearningSession.state_seq < 0
+        )
+    )

@@ -1,8 +1,10 @@
 """SessionWorkflow (id ``session-{session_id}``): one learner working through one track.
 
 The workflow owns the session's progress; PostgreSQL holds a projection of it for
-reads. It runs on the plan of the version it started with (its input), so
-publishing a new version never changes a running session.
+reads, and ``session.project`` is the only writer of its state columns (the API
+inserts the row's identity and the one-active-session claim before starting the
+workflow, then never writes it again). It runs on the plan of the version it started
+with (its input), so publishing a new version never changes a running session.
 
 - Signals: ``submission_finished`` (from SubmissionWorkflow), ``hint_given`` (from the
   tutor). A redelivered submission is recognised by its id and ignored.
@@ -65,6 +67,10 @@ UPDATE_PROJECTION_WAIT = timedelta(seconds=10)
 MIN_TIMER = timedelta(seconds=1)
 
 STATUS_BEFORE_WRITE_PATCH = "session-status-before-projection"
+# The API inserts only the row's identity and the active claim; the workflow writes the
+# state columns alone, starting with the state it starts from. Runs started before this
+# patch had their first state written by the API and skip that first projection.
+FIRST_PROJECTION_PATCH = "session-writes-first-projection"
 
 
 def _at(moment: datetime) -> str:
@@ -84,8 +90,8 @@ class SessionWorkflow:
         else:
             self._progress = progression.start(self._plan, data.started_at)
             self._recent = []
-        # The API wrote the initial state with the row, and a previous run projected
-        # everything it carried over: nothing is pending yet.
+        # A previous run projected everything it carried over: nothing is pending. A
+        # fresh run projects its first state (see ``FIRST_PROJECTION_PATCH`` in ``run``).
         self._projected_seq = self._progress.seq
         self._events = 0  # signals and updates handled by this run
         self._search: tuple[str, str | None] | None = None
@@ -95,6 +101,8 @@ class SessionWorkflow:
 
     @workflow.run
     async def run(self, data: SessionInput) -> SessionOutcome:
+        if data.carried is None and workflow.patched(FIRST_PROJECTION_PATCH):
+            self._projected_seq = self._progress.seq - 1  # nobody has written it yet
         while True:
             if self._dirty():
                 if workflow.patched(STATUS_BEFORE_WRITE_PATCH):

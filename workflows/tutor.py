@@ -1,10 +1,17 @@
 """TutorTurnWorkflow (id ``tutor-{message_id}``): one learner message, one streamed answer.
 
-begin (the API has recorded the message) -> stream (Tutor -> Redis Stream, retried
-with resume-from-offset, see ``activities.tutor``) -> finish (transcript in Postgres,
-``done`` on the stream) -> tell the session a hint was given. A turn that cannot be
-answered ends with ``fail``: whatever was streamed is kept and the relay gets an
-``error`` with a reason a learner can read.
+stream (Tutor -> Redis Stream, retried with resume-from-offset, see
+``activities.tutor``) -> finish (transcript in Postgres, ``done`` on the stream) -> tell
+the session a hint was given. A turn that cannot be answered ends with ``fail``:
+whatever was streamed is kept and the relay gets an ``error`` with a reason a learner
+can read.
+
+The API commits the turn's row *before* it starts this workflow and sets the search
+attributes on the start (patch ``tutor-api-commits-first``), so the first workflow task
+schedules the stream at once: a learner waits for the first token through one workflow
+task and one activity dispatch, nothing else. Runs started before that patch first ran
+``tutor.begin``, a local activity that polled until the API's commit arrived, and set
+the search attributes again; they replay on that path.
 
 The hint level was decided by the API with the pure policy (``domain.hints``) because
 the client must hear it first, in ``meta``; the decision and the facts behind it travel
@@ -50,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+API_COMMITS_FIRST_PATCH = "tutor-api-commits-first"
+
 UNAVAILABLE_REASON = "The tutor is not available right now. Please try again in a minute."
 REFUSED_REASON = "The tutor could not answer this question. Please rephrase it and try again."
 # Upstream failures that retrying cannot fix.
@@ -85,6 +94,13 @@ class TutorTurnWorkflow:
 
     @workflow.run
     async def run(self, data: TutorTurnInput) -> TutorTurnOutcome:
+        if not workflow.patched(API_COMMITS_FIRST_PATCH) and not await self._wait_for_row(data):
+            return TutorTurnOutcome(message_id=data.message_id, status=self._status)
+        return await self._answer(data)
+
+    async def _wait_for_row(self, data: TutorTurnInput) -> bool:
+        """Runs started before the API committed first: publish the search attributes and
+        wait for the API's commit. False when the row never came."""
         workflow.upsert_search_attributes(
             [
                 CO_USER_ID.value_set(data.user_id),
@@ -110,8 +126,10 @@ class TutorTurnWorkflow:
             # The POST that started us died before writing the row: nobody is listening.
             self._set_status(TurnStatus.failed)
             workflow.set_current_details("Abandoned: the message was never recorded.")
-            return TutorTurnOutcome(message_id=data.message_id, status=self._status)
+            return False
+        return True
 
+    async def _answer(self, data: TutorTurnInput) -> TutorTurnOutcome:
         level = data.decision.granted
         workflow.set_current_details(
             f"Streaming a level-{level} hint on {data.problem_id} from the Tutor "

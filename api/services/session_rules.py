@@ -22,7 +22,6 @@ from api.errors import NotFound
 from api.problem_types import ItemNotAvailable, SessionClosed
 from domain import progression
 from domain.progression import SessionStatus
-from domain.sessions import SessionDocument
 from store import sessions as repo
 from store.models import LearningSession
 
@@ -50,7 +49,7 @@ async def check_submission(
     version = await repo.load_version(db, row.track_version_id)
     assert version is not None  # a foreign key
     plan = repo.plan_of(version)
-    progress = SessionDocument.model_validate(row.state).progress
+    progress = repo.document_of(row, plan).progress
     if plan.item(problem_id) is None:
         raise _refuse(
             "not_in_track",

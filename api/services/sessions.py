@@ -1,10 +1,31 @@
 """Learning sessions: start, read, advance, end.
 
-A session's row is written in the request that starts its workflow, in the same
-transaction: the partial unique index (one active session per learner and track)
-decides between concurrent starts *before* any workflow exists, and a failed start
-rolls the row back. From then on the workflow owns the state and projects it; reads
-come from PostgreSQL, changes go through the workflow's updates.
+**One writer per column, one owner per decision.** Starting a session, the API decides
+two things before any workflow exists, and commits them in one insert: the row's
+identity (id, learner, track, the version it follows, when it started) and the claim
+"one active session per learner and track" (``status = 'active'``, decided by the
+partial unique index, also between concurrent starts). Then it starts
+``SessionWorkflow``. From then on the API never writes the row: the workflow owns the
+state and its ``session.project`` activity alone writes the state columns (``state``,
+``state_seq``, ``current_problem_id``, ``status`` as it moves on and releases the claim,
+``ended_at``), its first projection right after it starts.
+
+Why this and not "the workflow owns the whole row" (update-with-start, the API waiting
+for the workflow's insert): the uniqueness decision then waits for a workflow task and
+an activity on every start, and a lost race needs a workflow that ends itself; here
+PostgreSQL decides it at once and the learner's ``201`` does not wait for the engine
+beyond the start call.
+
+- A read before the first projection arrives (``state`` is NULL, a few milliseconds)
+  answers the state the workflow starts from: a pure function of the plan and the
+  start time (``store.sessions.document_of``), never a guess.
+- A start that fails after the commit (Temporal unreachable) deletes the fresh row and
+  answers 503: no claim is left behind and a retry starts cleanly. A process that dies
+  between the commit and the start leaves an active row that was never projected; the
+  next ``POST /v1/sessions`` of that learner on that track finds it and starts its
+  workflow (idempotent by workflow id), so the claim always gets its workflow.
+
+Changes go through the workflow's updates; reads come from PostgreSQL.
 """
 
 from __future__ import annotations
@@ -130,13 +151,10 @@ async def _version(db: AsyncSession, row: LearningSession) -> TrackVersion:
 
 async def _stored_detail(db: AsyncSession, row: LearningSession) -> SessionDetail:
     version = await _version(db, row)
-    document = SessionDocument.model_validate(row.state)
+    plan = repo.plan_of(version)
+    document = repo.document_of(row, plan)
     return await _detail(
-        db,
-        row.user_id,
-        row.id,
-        version,
-        progression.view(repo.plan_of(version), document.progress),
+        db, row.user_id, row.id, version, progression.view(plan, document.progress)
     )
 
 
@@ -161,66 +179,94 @@ async def create(
         raise NotFound(f"no published track '{body.track_slug}'")
     existing = await repo.active_for(db, principal.user_id, version.track_id)
     if existing is not None:
-        return await _stored_detail(db, existing), False
+        return await _existing(db, temporal, settings, existing), False
 
     session_id = uuid.uuid4()
-    plan = repo.plan_of(version)
     now = datetime.now(UTC)
-    progress = progression.start(plan, now)
-    document = SessionDocument(progress=progress, summary=progression.summary(plan, progress))
-    inserted = await repo.insert_active(
-        db,
-        {
-            "id": session_id,
-            "user_id": principal.user_id,
-            "track_id": version.track_id,
-            "track_version_id": version.id,
-            "status": progress.status.value,
-            "current_problem_id": progress.position.problem_id if progress.position else None,
-            "state": document.model_dump(mode="json"),
-            "state_seq": progress.seq,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    values: dict[str, Any] = {
+        # Identity and the active claim only: the state columns are the workflow's.
+        "id": session_id,
+        "user_id": principal.user_id,
+        "track_id": version.track_id,
+        "track_version_id": version.id,
+        "status": SessionStatus.active.value,
+        "state_seq": -1,  # below any projection's (``state`` stays NULL until the first)
+        "created_at": now,
+        "updated_at": now,
+    }
+    inserted = await repo.insert_active(db, values)
     if not inserted:  # a concurrent request won
         existing = await repo.active_for(db, principal.user_id, version.track_id)
         assert existing is not None
-        return await _stored_detail(db, existing), False
+        return await _existing(db, temporal, settings, existing), False
+    # Committed before the start: the workflow's projection updates this row.
+    await db.commit()
+    row = LearningSession(**values)  # what was inserted (not added to the db session)
+    try:
+        await _start_workflow(temporal, settings, row, version)
+    except Exception:
+        # Temporal is unreachable (503) or refused the start: release the claim, so the
+        # answer means "nothing happened" and a retry starts cleanly.
+        await repo.delete_unstarted(db, session_id)
+        await db.commit()
+        raise
+    plan = repo.plan_of(version)
+    return (
+        await _detail(
+            db,
+            principal.user_id,
+            session_id,
+            version,
+            progression.view(plan, repo.document_of(row, plan).progress),
+        ),
+        True,
+    )
 
+
+async def _existing(
+    db: AsyncSession, temporal: Client, settings: Settings, row: LearningSession
+) -> SessionDetail:
+    """The learner's active session on the track. One never projected may have lost its
+    workflow's start (its POST died between commit and start): start it, idempotently."""
+    if row.state is None:
+        await _start_workflow(temporal, settings, row, await _version(db, row))
+    return await _stored_detail(db, row)
+
+
+async def _start_workflow(
+    temporal: Client, settings: Settings, row: LearningSession, version: TrackVersion
+) -> None:
+    plan = repo.plan_of(version)
+    progress = progression.start(plan, row.created_at)
     data = SessionInput(
-        session_id=session_id,
-        user_id=principal.user_id,
-        track_id=version.track_id,
+        session_id=row.id,
+        user_id=row.user_id,
+        track_id=row.track_id,
         track_slug=version.track.slug,
         track_version_id=version.id,
         track_version=version.version,
         plan=plan,
-        started_at=now,
+        started_at=row.created_at,
         idle_timeout=timedelta(days=settings.session_idle_days),
     )
     attributes: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(CO_USER_ID, principal.user_id),
+        SearchAttributePair(CO_USER_ID, row.user_id),
         SearchAttributePair(CO_TRACK_SLUG, version.track.slug),
-        SearchAttributePair(CO_SESSION_ID, str(session_id)),
+        SearchAttributePair(CO_SESSION_ID, str(row.id)),
         SearchAttributePair(CO_STATUS, progress.status.value),
     ]
     if progress.position is not None:
         attributes.append(SearchAttributePair(CO_PROBLEM_ID, progress.position.problem_id))
-    # Unreachable: 503, and the row goes with the rolled-back transaction.
+    # Unreachable: 503. Started already (a retried start): nothing to do.
     await temporal_start(
         temporal,
         WorkflowName.SESSION,
         data,
-        id=session_workflow_id(session_id),
+        id=session_workflow_id(row.id),
         task_queue=settings.temporal_task_queue,
         attributes=attributes,
         unavailable="sessions cannot be started right now",
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-    return (
-        await _detail(db, principal.user_id, session_id, version, progression.view(plan, progress)),
-        True,
     )
 
 
@@ -228,8 +274,9 @@ async def get(db: AsyncSession, principal: Principal, session_id: uuid.UUID) -> 
     return await _stored_detail(db, await _owned(db, principal, session_id))
 
 
-def _summary(row: LearningSession, track: Track, number: int) -> SessionSummary:
-    document = SessionDocument.model_validate(row.state)
+def _summary(
+    row: LearningSession, track: Track, number: int, document: SessionDocument
+) -> SessionSummary:
     progress = document.progress
     position = progress.position
     current = None
@@ -267,17 +314,24 @@ async def list_(
     )
     page, more = rows[:limit], len(rows) > limit
     # Titles of current items: one query per distinct version on the page.
-    versions: dict[uuid.UUID, dict[str, str]] = {}
+    versions: dict[uuid.UUID, TrackVersion] = {}
+
+    async def version_of(row: LearningSession) -> TrackVersion:
+        if row.track_version_id not in versions:
+            versions[row.track_version_id] = await _version(db, row)
+        return versions[row.track_version_id]
+
     items = []
     for row, track, number in page:
-        summary = _summary(row, track, number)
+        if row.state is not None:
+            document = SessionDocument.model_validate(row.state)
+        else:  # not projected yet: the state its workflow starts from
+            document = repo.document_of(row, repo.plan_of(await version_of(row)))
+        summary = _summary(row, track, number, document)
         if summary.current is not None:
-            if row.track_version_id not in versions:
-                version = await _version(db, row)
-                versions[row.track_version_id] = {
-                    i.problem_id: i.title for m in version.modules for i in m.items
-                }
-            summary.current.title = versions[row.track_version_id].get(summary.current.problem_id)
+            version = await version_of(row)
+            titles = {i.problem_id: i.title for m in version.modules for i in m.items}
+            summary.current.title = titles.get(summary.current.problem_id)
         items.append(summary)
     last = page[-1][0] if page else None
     return SessionList(
@@ -352,10 +406,9 @@ async def _closed(
 ) -> SessionDetail:
     """Advance on a session that is over: a retry of the advance that moved past
     ``from_problem_id`` gets the state; anything else is ``session-closed``."""
-    stored = SessionDocument.model_validate(row.state).progress
-    if body.from_problem_id is not None and _behind(
-        repo.plan_of(version), stored, body.from_problem_id
-    ):
+    plan = repo.plan_of(version)
+    stored = repo.document_of(row, plan).progress
+    if body.from_problem_id is not None and _behind(plan, stored, body.from_problem_id):
         return await _stored_detail(db, row)
     raise SessionClosed(f"session {row.id} is {stored.status.value}; start a new one")
 

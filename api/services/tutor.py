@@ -1,11 +1,19 @@
 """Tutor turns: starting one, resuming its stream, reading transcripts.
 
 The POST checks the session (the caller's) and the problem (in a published track),
-decides the hint level with the pure policy, takes an SSE slot, starts
-``TutorTurnWorkflow`` (ids and the decision only) and then writes the row the workflow
-waits for – the same order as submissions, so a crash in between leaves a workflow that
-gives up, never a row nobody answers. An ``Idempotency-Key`` maps a retried POST onto the
-same turn, which is streamed again from the start instead of being asked twice.
+decides the hint level with the pure policy, takes an SSE slot, **commits** the turn's
+row and then starts ``TutorTurnWorkflow`` (ids and the decision only). The row is the
+API's (what the learner asked and the level granted, decided before any workflow
+exists); the workflow only closes it with the transcript. Because the row is committed
+first, the workflow never waits for it and streams at once.
+
+A start that fails after the commit (Temporal unreachable) deletes the fresh row again
+and answers 503: nothing happened, and a retry starts cleanly. A process that dies
+between the commit and the start leaves a ``streaming`` row without a workflow; a
+retried POST with the same ``Idempotency-Key`` starts it (the start is idempotent by
+workflow id), so a client that retries as told never waits on a turn nobody answers.
+An ``Idempotency-Key`` maps a retried POST onto the same turn, which is streamed again
+from the start instead of being asked twice.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from domain.contracts import (
     WorkflowName,
     tutor_workflow_id,
 )
-from domain.hints import decide
+from domain.hints import HintDecision, decide
 from domain.settings import Settings
 from domain.tutor import (
     MetaEvent,
@@ -52,7 +60,6 @@ from domain.tutor import (
     stream_key,
 )
 from store import sessions as session_repo
-from store import tracks as track_repo
 from store import tutor as repo
 from store.models import TutorMessage
 
@@ -116,6 +123,9 @@ async def _ensure_streamable(redis: Redis, row: TutorMessage) -> None:
 
 async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnInput) -> None:
     # A turn that already ran is no error: its stream (or transcript) is the answer.
+    # Not an eager start: with a workflow worker inside the API process the first
+    # workflow task skipped its dispatch but ran 15-25 ms slower there, beside the
+    # request it serves, and the first token came no sooner (bench/results/tutor-*).
     await temporal_start(
         temporal,
         WorkflowName.TUTOR_TURN,
@@ -134,6 +144,29 @@ async def start_workflow(temporal: Client, settings: Settings, data: TutorTurnIn
     )
 
 
+def _input(row: TutorMessage, decision: HintDecision) -> TutorTurnInput:
+    return TutorTurnInput(
+        message_id=row.id,
+        user_id=row.user_id,
+        session_id=row.session_id,
+        problem_id=row.problem_id,
+        decision=decision,
+    )
+
+
+async def _ensure_started(
+    db: AsyncSession, temporal: Client, settings: Settings, row: TutorMessage
+) -> None:
+    """A retried POST of a turn still ``streaming``: make sure its workflow exists (the
+    first POST may have died between its commit and its start). The row's level was
+    announced already, so the workflow gets that level whatever the facts say now."""
+    facts = await repo.hint_facts(db, row.user_id, row.problem_id, exclude=row.id)
+    decision = decide(facts, row.hint_level_requested).model_copy(
+        update={"granted": row.hint_level, "capped": _capped(row)}
+    )
+    await start_workflow(temporal, settings, _input(row, decision))
+
+
 async def start_turn(
     db: AsyncSession,
     redis: Redis,
@@ -147,22 +180,23 @@ async def start_turn(
     if len(body.message) > settings.tutor_max_message_chars:
         raise Unprocessable(f"message is longer than {settings.tutor_max_message_chars} characters")
     user_id = principal.user_id
-    session = await session_repo.get_owned(db, body.session_id, user_id)
-    if session is None:
+    key = check_idempotency_key(idempotency_key)
+    message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
+    facts = await repo.ask_facts(db, user_id, body.session_id, body.problem_id, message_id)
+    if facts is None:
         raise NotFound(f"no session {body.session_id}")
-    if await track_repo.published_item(db, body.problem_id) is None:
+    if not facts.published:
         raise NotFound(f"problem '{body.problem_id}' is not part of any published track")
-    if not await session_repo.version_has_problem(db, session.track_version_id, body.problem_id):
+    if not facts.in_version:
         raise Unprocessable(
             f"problem '{body.problem_id}' is not part of the track version of "
             f"session {body.session_id}"
         )
-    key = check_idempotency_key(idempotency_key)
-    message_id = message_id_for_key(user_id, key) if key is not None else uuid.uuid4()
     slots = slots_for(redis, settings)
 
-    existing = await repo.get_owned(db, message_id, user_id)
-    if existing is not None:
+    if facts.exists:  # a retried POST
+        existing = await repo.get_owned(db, message_id, user_id)
+        assert existing is not None
         same = (
             existing.session_id == body.session_id
             and existing.problem_id == body.problem_id
@@ -174,25 +208,15 @@ async def start_turn(
                 "this Idempotency-Key was already used with a different request"
             )
         await _ensure_streamable(redis, existing)
+        if existing.status == TurnStatus.streaming:
+            await _ensure_started(db, temporal, settings, existing)
         return OpenStream(meta_of(existing, resumed=False), await _acquire(slots, user_id))
 
-    if session.status != "active":  # a retry of an earlier turn was answered above
-        raise SessionClosed(f"session {body.session_id} is {session.status}; start a new one")
-    facts = await repo.hint_facts(db, user_id, body.problem_id)
-    decision = decide(facts, body.hint_level)
+    if facts.session_status != "active":  # a retry of an earlier turn was answered above
+        raise SessionClosed(f"session {body.session_id} is {facts.session_status}; start a new one")
+    decision = decide(facts.hints, body.hint_level)
     lease = await _acquire(slots, user_id)
     try:
-        await start_workflow(
-            temporal,
-            settings,
-            TutorTurnInput(
-                message_id=message_id,
-                user_id=user_id,
-                session_id=body.session_id,
-                problem_id=body.problem_id,
-                decision=decision,
-            ),
-        )
         row = await repo.insert_if_absent(
             db,
             {
@@ -206,7 +230,16 @@ async def start_turn(
                 "status": TurnStatus.streaming.value,
             },
         )
-        await db.commit()  # the workflow is waiting for this row
+        # Committed before the start: the workflow reads this row and never waits for it.
+        await db.commit()
+        try:
+            await start_workflow(temporal, settings, _input(row, decision))
+        except Exception:
+            # Temporal is unreachable (503) or refused the start: take the turn back so
+            # the answer means "nothing happened" and a retry starts cleanly.
+            await repo.delete_unstarted(db, message_id)
+            await db.commit()
+            raise
     except BaseException:
         await lease.release()
         raise

@@ -187,6 +187,8 @@ async def test_a_learner_completes_the_math_track_by_mastery(
     assert (await workflow.result())["status"] == "completed"
     # Signals, refused and accepted updates, projections: a history worth replaying.
     await record_history(stack.temporal, f"session-{sid}", "session_completed_math_track")
+    # The same on the path where the workflow writes the first projection too.
+    await record_history(stack.temporal, f"session-{sid}", "session_math_track_first_projection")
     await record_history(
         stack.temporal, f"submission-{result['id']}", "submission_one_activity_in_session"
     )
@@ -368,10 +370,97 @@ async def test_an_older_projection_never_overwrites_a_newer_one(
         row = await db.get(LearningSession, uuid.UUID(ended["id"]))
         assert row is not None
         assert (row.state_seq, row.state["progress"]["seq"]) == (10, 10)
-    # Keyed by the session id: a projection of a session without a row creates it.
+    # The row is the API's: a projection of a session without a row creates nothing
+    # (one writer of identity and the active claim).
     orphan = uuid.uuid4()
-    assert await project(at(3, orphan)) is True
+    assert await project(at(3, orphan)) is False
     async with sessionmaker() as db:
-        created = await db.get(LearningSession, orphan)
-        assert created is not None
-        assert created.status == "ended"
+        assert await db.get(LearningSession, orphan) is None
+
+
+async def test_an_unprojected_claim_reads_as_its_start_state_and_the_next_start_heals_it(
+    stack: Stack, auth: Headers, user_id: str
+) -> None:
+    """What a POST that died between its commit and its start leaves: an active claim
+    without state and without a workflow. Reads answer the state the workflow starts
+    from; the next start on the track finds the claim and starts its workflow, whose
+    first projection is then the only write of the state."""
+    from datetime import UTC, datetime
+
+    from domain.contracts import ActivityName, session_workflow_id
+    from store import tracks as track_repo
+    from store.models import LearningSession
+
+    sessionmaker = stack.app.state.resources.sessionmaker
+    sid = uuid.uuid4()
+    async with sessionmaker() as db, db.begin():
+        version = await track_repo.get_published(db, SYSTEMS_TRACK)
+        assert version is not None
+        first = version.modules[0].items[0].problem_id
+        db.add(
+            LearningSession(
+                id=sid,
+                user_id=user_id,
+                track_id=version.track_id,
+                track_version_id=version.id,
+                status="active",
+                created_at=datetime.now(UTC),
+            )
+        )
+    client = stack.client
+    detail = await client.get(f"/v1/sessions/{sid}", headers=auth)
+    assert detail.status_code == 200, detail.text
+    assert (detail.json()["status"], detail.json()["current"]["problem_id"]) == ("active", first)
+    listed = (await client.get("/v1/sessions", headers=auth)).json()["items"]
+    assert [(s["id"], s["current"]["problem_id"]) for s in listed] == [(str(sid), first)]
+    recommended = (await client.get("/v1/recommendations", headers=auth)).json()["items"]
+    assert any(
+        r["kind"] == "continue_session" and r["problem_id"] == first for r in recommended
+    ), recommended
+
+    again = await start(client, auth, SYSTEMS_TRACK)
+    assert (again.status_code, again.json()["id"]) == (200, str(sid))
+
+    async def projected() -> bool:
+        async with sessionmaker() as db:
+            row = await db.get(LearningSession, sid)
+            return row is not None and row.state is not None
+
+    await eventually(projected, timeout=10, failure=lambda: "the workflow never projected")
+    history = await stack.temporal.get_workflow_handle(session_workflow_id(sid)).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled[:1] == [ActivityName.SESSION_PROJECT]
+    ended = await client.post(f"/v1/sessions/{sid}/end", headers=auth)
+    assert ended.json()["status"] == "ended"
+    await record_history(stack.temporal, session_workflow_id(sid), "session_first_projection_ended")
+
+
+async def test_a_start_temporal_cannot_take_answers_503_and_leaves_no_claim(
+    stack: Stack, make_settings: Callable[..., Any], auth: Headers, user_id: str
+) -> None:
+    from sqlalchemy import select
+
+    from store.models import LearningSession
+    from tests.support.edge import assert_problem, client_of, new_app, running_app
+    from tests.support.servers import free_port
+
+    settings = make_settings(temporal_address=f"127.0.0.1:{free_port()}")
+    async with (
+        running_app(new_app(settings)) as app,
+        client_of(app, raise_app_exceptions=False) as client,
+    ):
+        refused = await start(client, auth, SYSTEMS_TRACK)
+    assert_problem(refused, 503)
+    async with stack.app.state.resources.sessionmaker() as db:
+        left = (
+            await db.scalars(select(LearningSession).where(LearningSession.user_id == user_id))
+        ).all()
+    assert left == []
+    # Nothing was claimed: the learner starts the track as if it never happened.
+    created = await start(stack.client, auth, SYSTEMS_TRACK)
+    assert created.status_code == 201, created.text
+    await stack.client.post(f"/v1/sessions/{created.json()['id']}/end", headers=auth)

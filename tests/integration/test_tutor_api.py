@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -14,10 +15,12 @@ from api.sse_slots import Lease, Refusal, SseSlots
 from domain.contracts import (
     tutor_workflow_id,
 )
-from domain.tutor import stream_key
+from domain.tutor import message_id_for_key, stream_key
+from store.models import TutorMessage
 from tests.conftest import Stack
 from tests.support import eventually, record_history
-from tests.support.edge import assert_problem
+from tests.support.edge import assert_problem, client_of, new_app, running_app
+from tests.support.servers import free_port
 from tests.support.tutor import (
     OTHER_PROBLEM,
     entry_key,
@@ -99,6 +102,10 @@ async def test_tokens_arrive_in_order_and_the_transcript_is_their_concatenation(
     assert [m["id"] for m in listing.json()["items"]] == [message_id]
     await record_history(
         tutor_stack.temporal, tutor_workflow_id(message_id), "tutor_turn_completed"
+    )
+    # The same turn on the path where the API commits first (no tutor.begin).
+    await record_history(
+        tutor_stack.temporal, tutor_workflow_id(message_id), "tutor_turn_api_commits_first"
     )
 
 
@@ -307,3 +314,62 @@ async def test_a_hint_given_is_recorded_by_the_learners_session_workflow(
     await record_history(
         tutor_stack.temporal, tutor_workflow_id(s.meta["message_id"]), "tutor_turn_signals_session"
     )
+
+
+async def test_a_turn_temporal_cannot_take_answers_503_and_is_taken_back(
+    tutor_stack: Stack,
+    make_settings: Callable[..., Any],
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    user_id: str,
+    session_id: uuid.UUID,
+) -> None:
+    settings = make_settings(temporal_address=f"127.0.0.1:{free_port()}")
+    async with (
+        running_app(new_app(settings)) as app,
+        client_of(app, raise_app_exceptions=False) as client,
+    ):
+        refused = await client.post(URL, headers=auth, json=ask(session_id))
+    assert_problem(refused, 503)
+    # Nothing happened: no turn is recorded and the SSE slot was given back.
+    listing = (await http.get(f"/v1/sessions/{session_id}/tutor", headers=auth)).json()
+    assert listing["items"] == []
+    slots = slots_of(tutor_stack)
+    leases = [await slots.acquire(user_id) for _ in range(tutor_stack.settings.sse_max_streams)]
+    assert all(isinstance(lease, Lease) for lease in leases)
+    for lease in leases:
+        assert isinstance(lease, Lease)
+        await lease.release()
+
+
+async def test_a_turn_recorded_without_its_workflow_is_answered_on_the_retried_post(
+    tutor_stack: Stack,
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    user_id: str,
+    session_id: uuid.UUID,
+) -> None:
+    """What a POST that died between its commit and its start leaves: a ``streaming``
+    row and no workflow. The client's retry (same key) starts the workflow."""
+    key = f"ask-{uuid.uuid4()}"
+    message_id = message_id_for_key(user_id, key)
+    async with tutor_stack.app.state.resources.sessionmaker() as db, db.begin():
+        db.add(
+            TutorMessage(
+                id=message_id,
+                user_id=user_id,
+                session_id=session_id,
+                problem_id=OTHER_PROBLEM,
+                message="How do I start?",
+                hint_level=1,
+                status="streaming",
+            )
+        )
+    s = await read_stream(
+        http, "POST", URL, headers={**auth, "Idempotency-Key": key}, json_body=ask(session_id)
+    )
+    assert s.meta["message_id"] == str(message_id)
+    assert s.last.event == "done", s.raw
+    assert s.text.startswith("Here is a nudge")
+    stored = (await http.get(f"{URL}/{message_id}", headers=auth)).json()
+    assert (stored["status"], stored["response"]) == ("completed", s.text)

@@ -113,6 +113,7 @@ async def test_tutor_answering_503_twice_then_streaming_gives_one_clean_answer(
     ttl = await faulty.stack.app.state.resources.redis.ttl(stream_key(s.meta["message_id"]))
     assert 0 < ttl <= faulty.stack.settings.tutor_stream_ttl_seconds
     await faulty.record(s.meta["message_id"], "tutor_turn_retried_after_503")
+    await faulty.record(s.meta["message_id"], "tutor_turn_retried_after_503_api_commits_first")
 
 
 async def test_tutor_dropping_the_connection_mid_answer_resumes_without_duplicated_text(
@@ -137,6 +138,7 @@ async def test_tutor_dropping_the_connection_mid_answer_resumes_without_duplicat
     stored = (await faulty.http.get(f"{URL}/{s.meta['message_id']}", headers=auth)).json()
     assert stored["response"] == s.text
     await faulty.record(s.meta["message_id"], "tutor_turn_resumed_mid_stream")
+    await faulty.record(s.meta["message_id"], "tutor_turn_resumed_mid_stream_api_commits_first")
 
 
 async def test_tutor_refusing_the_request_ends_the_stream_with_a_readable_error(
@@ -155,6 +157,7 @@ async def test_tutor_refusing_the_request_ends_the_stream_with_a_readable_error(
     assert stored["status"] == "failed"
     assert stored["error"] == s.last.data["reason"]
     await faulty.record(s.meta["message_id"], "tutor_turn_refused")
+    await faulty.record(s.meta["message_id"], "tutor_turn_refused_api_commits_first")
 
 
 WRONG_ON_HIDDEN = (

@@ -64,8 +64,8 @@ async def new_session(sessionmaker: async_sessionmaker[AsyncSession], user_id: s
         version = await track_repo.get_published(db, TUTOR_TRACK.slug)
         assert version is not None, "publish_tutor_track first"
         session_id = uuid.uuid4()
-        # The same starting document the API writes, so the gateway's session rules can
-        # read it (this track's first item is the secret problem).
+        # The starting document SessionWorkflow's first projection writes (this track's
+        # first item is the secret problem).
         plan = session_repo.plan_of(version)
         progress = progression.start(plan, datetime.now(UTC))
         document = SessionDocument(progress=progress, summary=progression.summary(plan, progress))

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-import pytest
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Worker
 
-import workflows.tutor
 from domain.contracts import (
     ActivityName,
-    FailureType,
 )
 from domain.hints import HintFacts, decide
 from domain.sessions import HintGiven
@@ -39,12 +34,8 @@ class FakeActivities:
     def __init__(
         self,
         *,
-        recorded: bool = True,
-        final: bool = True,
         failures: list[Exception] | None = None,
     ) -> None:
-        self.recorded = recorded
-        self.final = final
         self.begins = 0
         self.failures = list(failures or [])
         self.streams: list[StreamTurnInput] = []
@@ -53,13 +44,9 @@ class FakeActivities:
 
     @activity.defn(name=ActivityName.TUTOR_BEGIN)
     async def begin(self, data: BeginTurnInput) -> bool:
+        """Registered as the worker has it: runs recorded before the API committed
+        first call it (they replay from tests/replay); new runs never do."""
         self.begins += 1
-        if not self.recorded:
-            raise ApplicationError(
-                "not recorded",
-                type=FailureType.TUTOR_MESSAGE_NOT_RECORDED,
-                non_retryable=self.final,
-            )
         return True
 
     @activity.defn(name=ActivityName.TUTOR_STREAM)
@@ -170,39 +157,42 @@ async def test_a_refused_request_is_not_retried(time_env: WorkflowEnvironment) -
     assert [(f.code, f.reason) for f in fakes.failed] == [("tutor_refused", REFUSED_REASON)]
 
 
-async def test_a_message_never_recorded_is_abandoned_without_calling_the_tutor(
+async def test_the_stream_is_scheduled_by_the_first_workflow_task_without_waiting_for_the_row(
     time_env: WorkflowEnvironment,
 ) -> None:
-    fakes = FakeActivities(recorded=False)
-    outcome, _ = await run_turn(time_env, fakes)
-    assert outcome.status == TurnStatus.failed
-    assert not fakes.streams
-    assert not fakes.failed
-
-
-async def test_a_message_still_missing_after_the_record_wait_is_abandoned(
-    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Local activities retry inside the worker, in real time: shorten the backoff (the
-    # workflow runs unsandboxed so that it sees the patched policy).
-    monkeypatch.setattr(
-        workflows.tutor,
-        "RECORD_RETRY_LOCAL",
-        RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=4),
-    )
-    fakes = FakeActivities(recorded=False, final=False)
+    # The API commits the row before it starts the workflow: nothing polls for it, and
+    # the first workflow task already schedules the stream (the learner's first token
+    # waits for one workflow task and one activity dispatch).
+    fakes = FakeActivities()
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     data = turn_input(uuid.uuid4())
     async with Worker(
-        time_env.client,
-        task_queue=queue,
-        workflows=[TutorTurnWorkflow],
-        activities=fakes.all(),
-        workflow_runner=UnsandboxedWorkflowRunner(),
+        time_env.client, task_queue=queue, workflows=[TutorTurnWorkflow], activities=fakes.all()
     ):
-        outcome = await time_env.client.execute_workflow(
+        handle = await time_env.client.start_workflow(
             TutorTurnWorkflow.run, data, id=f"tutor-{data.message_id}", task_queue=queue
         )
-    assert outcome.status == TurnStatus.failed
-    assert fakes.begins == 4  # retried, then given up
-    assert not fakes.streams
+        outcome = await handle.result()
+        history = await handle.fetch_history()
+    assert outcome.status == TurnStatus.completed
+    assert fakes.begins == 0
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    first = kinds.index("workflow_task_completed_event_attributes")
+    commands = history.events[
+        first + 1 : kinds.index("workflow_task_scheduled_event_attributes", first)
+    ]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in commands
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == [ActivityName.TUTOR_STREAM]
+    # No local activity ran before it (its marker would be there), and the search
+    # attributes were set by the start: the only upsert is the SDK's patch marker
+    # (TemporalChangeVersion).
+    upserts = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes
+        for e in commands
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    assert [set(u.indexed_fields) for u in upserts] == [{"TemporalChangeVersion"}]
