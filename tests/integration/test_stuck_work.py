@@ -187,6 +187,15 @@ async def test_a_session_whose_final_write_postgresql_refuses_is_found(
     dsn = database_url.replace("+asyncpg", "")
     db = await asyncpg.connect(dsn)
     try:
+        # The workflow writes the session's first state itself (the API only claims the
+        # row): refuse the writes after that one, so the session is found over, not new.
+        async def first_state_written() -> bool:
+            seq = await db.fetchval(
+                "SELECT state_seq FROM sessions WHERE id = $1", uuid.UUID(session_id)
+            )
+            return seq is not None and seq >= 0
+
+        await eventually(first_state_written, timeout=30)
         await db.execute(
             "CREATE OR REPLACE FUNCTION co_test_refuse() RETURNS trigger AS $$ "
             "BEGIN RAISE EXCEPTION 'session writes refused (test)'; END $$ LANGUAGE plpgsql"
