@@ -829,23 +829,9 @@ async def run(args: argparse.Namespace) -> None:
     ports = {n: ts.free_port() for n in ("temporal", "bank", "eval", "tutor", "main_api", "api")}
     (ts.ROOT / ".dev").mkdir(exist_ok=True)
     async with ts.scratch_database() as db_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+        env = ts.stack_env(db_url, public, ports)
         env.update(
             {
-                "CO_DB_URL": db_url,
-                "CO_REDIS_URL": os.environ.get("CO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                "CO_JWT_PUBLIC_KEY": public,
-                "CO_INTERNAL_TOKEN": ts.INTERNAL_TOKEN,
-                "CO_PROBLEM_BANK_BASE": f"http://127.0.0.1:{ports['bank']}",
-                "CO_EVAL_BASE": f"http://127.0.0.1:{ports['eval']}",
-                "CO_TUTOR_BASE": f"http://127.0.0.1:{ports['tutor']}",
-                "CO_DEV_PROBLEM_BANK_PORT": str(ports["bank"]),
-                "CO_DEV_EVAL_PORT": str(ports["eval"]),
-                "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
-                "CO_DEV_MAIN_API_PORT": str(ports["main_api"]),
-                "CO_API_BASE": f"http://127.0.0.1:{ports['main_api']}",
-                "CO_DEV_TUTOR_TOKEN_DELAY_MS": "20",
-                "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
                 "CO_TEMPORAL_TASK_QUEUE": "co-bench",
                 "CO_API_PORT": str(ports["api"]),
                 # Free ports: another bench or `make dev` on this machine holds the defaults.
@@ -855,8 +841,6 @@ async def run(args: argparse.Namespace) -> None:
                 # High enough that the load rows measure the limiter's cost, not its refusals.
                 "CO_RATE_LIMIT_PER_MINUTE": "100000000",
                 "CO_MAX_SUBMISSIONS_IN_FLIGHT": "1000",
-                "CO_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
             }
         )
         env.update(dict(item.split("=", 1) for item in args.env))

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,27 +38,6 @@ from bench import tutor_stream as ts
 from bench.fast_paths import co_turn, pct
 from domain.upstream import INTERNAL_TOKEN_HEADER, ProblemPublic
 from tools.devkeys import generate_key_pair, make_token
-
-
-@contextlib.asynccontextmanager
-async def database(suffix: str) -> AsyncIterator[str]:
-    host = os.environ.get("CO_BENCH_PG_HOST", "127.0.0.1")
-    user = os.environ.get("CO_BENCH_PG_USER", "postgres")
-    name = f"co_bench_ab_{os.getpid()}_{suffix}"
-    admin = await asyncpg.connect(host=host, user=user, database="postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://{user}@{host}/{name}"
-    finally:
-        admin = await asyncpg.connect(host=host, user=user, database="postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 class Stacks(ts.Processes):
@@ -179,29 +157,11 @@ async def run(args: argparse.Namespace) -> None:
     ports = {n: ts.free_port() for n in ("temporal", "bank", "eval", "tutor", "main_api")}
     api_ports = {n: ts.free_port() for n in names}
     (ts.ROOT / ".dev").mkdir(exist_ok=True)
-    async with database("base") as base_db, database("new") as new_db:
+    async with ts.scratch_database("base") as base_db, ts.scratch_database("new") as new_db:
         dbs = {"base": base_db, "new": new_db}
-        common = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
-        common.update(
-            {
-                "CO_REDIS_URL": os.environ.get("CO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                "CO_JWT_PUBLIC_KEY": public,
-                "CO_INTERNAL_TOKEN": ts.INTERNAL_TOKEN,
-                "CO_PROBLEM_BANK_BASE": f"http://127.0.0.1:{ports['bank']}",
-                "CO_EVAL_BASE": f"http://127.0.0.1:{ports['eval']}",
-                "CO_TUTOR_BASE": f"http://127.0.0.1:{ports['tutor']}",
-                "CO_DEV_PROBLEM_BANK_PORT": str(ports["bank"]),
-                "CO_DEV_EVAL_PORT": str(ports["eval"]),
-                "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
-                "CO_DEV_MAIN_API_PORT": str(ports["main_api"]),
-                "CO_API_BASE": f"http://127.0.0.1:{ports['main_api']}",
-                "CO_DEV_TUTOR_TOKEN_DELAY_MS": "20",
-                "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
-                "CO_RATE_LIMIT_PER_MINUTE": "100000000",
-                "CO_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        # Each stack's own database comes below; the rest is shared.
+        common = ts.stack_env("", public, ports)
+        common["CO_RATE_LIMIT_PER_MINUTE"] = "100000000"
         envs = {}
         for n in names:
             env = dict(common)

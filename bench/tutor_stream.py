@@ -58,10 +58,19 @@ class Sample:
     text: str
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free local port, never one this process handed out before (the kernel may offer a
+    port twice in a row once its socket is closed: two services would then collide)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 # --------------------------------------------------------------------------- measuring
@@ -271,11 +280,41 @@ async def wait_port(port: int, procs: Processes, timeout: float = 60.0) -> None:
     raise RuntimeError(f"port {port} did not open in {timeout:.0f}s")
 
 
+def stack_env(
+    db_url: str, public_key: str, ports: dict[str, int], *, token_delay_ms: float = 20
+) -> dict[str, str]:
+    """The environment of a benchmark's stack (this process's, without its ``CO_`` settings):
+    the scratch database, the dev services and Temporal on ``ports``, a dev key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+    env.update(
+        {
+            "CO_DB_URL": db_url,
+            "CO_REDIS_URL": os.environ.get("CO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+            "CO_JWT_PUBLIC_KEY": public_key,
+            "CO_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "CO_PROBLEM_BANK_BASE": f"http://127.0.0.1:{ports['bank']}",
+            "CO_EVAL_BASE": f"http://127.0.0.1:{ports['eval']}",
+            "CO_TUTOR_BASE": f"http://127.0.0.1:{ports['tutor']}",
+            "CO_DEV_PROBLEM_BANK_PORT": str(ports["bank"]),
+            "CO_DEV_EVAL_PORT": str(ports["eval"]),
+            "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
+            "CO_DEV_MAIN_API_PORT": str(ports["main_api"]),
+            "CO_API_BASE": f"http://127.0.0.1:{ports['main_api']}",
+            "CO_DEV_TUTOR_TOKEN_DELAY_MS": str(token_delay_ms),
+            "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "CO_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
 @contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
+async def scratch_database(suffix: str = "") -> AsyncIterator[str]:
+    """A database of this run's own, dropped at the end (``suffix`` tells several apart)."""
     host = os.environ.get("CO_BENCH_PG_HOST", "127.0.0.1")
     user = os.environ.get("CO_BENCH_PG_USER", "postgres")
-    name = f"co_bench_{os.getpid()}"
+    name = f"co_bench_{os.getpid()}{'_' + suffix if suffix else ''}"
     admin = await asyncpg.connect(host=host, user=user, database="postgres")
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -338,28 +377,12 @@ async def self_started(rounds: int, token_delay_ms: float) -> None:
     ports = {name: free_port() for name in ("temporal", "bank", "eval", "tutor", "main_api", "api")}
     (ROOT / ".dev").mkdir(exist_ok=True)
     async with scratch_database() as db_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
+        env = stack_env(db_url, public, ports, token_delay_ms=token_delay_ms)
         env.update(
             {
-                "CO_DB_URL": db_url,
-                "CO_REDIS_URL": os.environ.get("CO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                "CO_JWT_PUBLIC_KEY": public,
-                "CO_INTERNAL_TOKEN": INTERNAL_TOKEN,
-                "CO_PROBLEM_BANK_BASE": f"http://127.0.0.1:{ports['bank']}",
-                "CO_EVAL_BASE": f"http://127.0.0.1:{ports['eval']}",
-                "CO_TUTOR_BASE": f"http://127.0.0.1:{ports['tutor']}",
-                "CO_DEV_PROBLEM_BANK_PORT": str(ports["bank"]),
-                "CO_DEV_EVAL_PORT": str(ports["eval"]),
-                "CO_DEV_TUTOR_PORT": str(ports["tutor"]),
-                "CO_DEV_MAIN_API_PORT": str(ports["main_api"]),
-                "CO_API_BASE": f"http://127.0.0.1:{ports['main_api']}",
-                "CO_DEV_TUTOR_TOKEN_DELAY_MS": str(token_delay_ms),
-                "CO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
                 "CO_TEMPORAL_TASK_QUEUE": "co-bench",
                 "CO_API_PORT": str(ports["api"]),
                 "CO_RATE_LIMIT_PER_MINUTE": "100000",
-                "CO_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
             }
         )
         subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)

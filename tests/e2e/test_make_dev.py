@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_HOST, PG_USER, ROOT, venv_binary
-from tests.support import eventually, free_port
+from tests.support import eventually, free_ports
 
 
 def descendants(pid: int) -> set[int]:
@@ -53,10 +53,8 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 async def test_make_dev_serves_demo_tracks_and_stops_cleanly(tmp_path: Path) -> None:
     db = f"co_e2e_{os.getpid()}"
-    ports = {
-        name: free_port()
-        for name in ("api", "temporal", "ui", "pb", "eval", "tutor", "api_m", "worker_m")
-    }
+    names = ("api", "temporal", "ui", "pb", "eval", "tutor", "api_m", "worker_m")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CO_")}
     env.update(
         {

@@ -15,7 +15,7 @@ import pytest
 from devservices.registry import build_apps
 from devservices.testing import serve
 from domain.upstream import EvalRequest, EvalResponse, EvalTest, ProblemBundle, Verdict
-from tests.support import eventually, free_port
+from tests.support import eventually, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "integration-internal-token"
@@ -54,9 +54,9 @@ async def test_served_apps_work_together_over_http() -> None:
 async def test_runner_starts_both_services_and_stops_cleanly(
     stop_signal: signal.Signals, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    ports = {"CO_DEV_PROBLEM_BANK_PORT": free_port(), "CO_DEV_EVAL_PORT": free_port()}
+    names = ("CO_DEV_PROBLEM_BANK_PORT", "CO_DEV_EVAL_PORT", "CO_DEV_TUTOR_PORT")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "CO_INTERNAL_TOKEN": TOKEN}
-    env["CO_DEV_TUTOR_PORT"] = str(free_port())
     # a bytecode cache of the test run's own makes the second start faster
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp() / "pycache")

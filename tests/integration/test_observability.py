@@ -27,7 +27,7 @@ from domain.contracts import (
 )
 from domain.settings import Settings
 from tests.conftest import started_app
-from tests.support import free_port
+from tests.support import free_ports
 
 SUM_OK = "def sum_evens(numbers):\n    return sum(n for n in numbers if n % 2 == 0)\n"
 
@@ -51,10 +51,11 @@ async def observed(
     from ops.tracing import temporal_interceptors
     from worker.__main__ import build_worker, close_deps, make_deps
 
+    api_metrics_port, worker_metrics_port = free_ports(2)
     settings = make_settings(
         temporal_task_queue=f"co-obs-{uuid.uuid4().hex[:8]}",
-        api_metrics_port=free_port(),
-        worker_metrics_port=free_port(),
+        api_metrics_port=api_metrics_port,
+        worker_metrics_port=worker_metrics_port,
         rate_limit_per_minute=8,
     )
     spans = InMemorySpanExporter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.support.histories import HISTORY_DIR, record_history
 from tests.support.polling import eventually
-from tests.support.servers import RedisServer, TcpProxy, free_port
+from tests.support.servers import RedisServer, TcpProxy, free_port, free_ports
 from tests.support.upstream import FaultyProxy
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "TcpProxy",
     "eventually",
     "free_port",
+    "free_ports",
     "record_history",
 ]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.tutor_stream import temporal_dev_server
+from bench.tutor_stream import free_port, temporal_dev_server
 from tools.devkeys import generate_key_pair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,12 +35,6 @@ TASK_QUEUE = "co-chaos"
 INTERNAL_TOKEN = "chaos-internal-token"
 # PostgreSQL refuses to run as root: the cluster belongs to this user when we are root.
 PG_USER_WHEN_ROOT = "postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
