@@ -1,15 +1,16 @@
 """The per-user request rate limit, shared by every API replica through Redis.
 
-Strategy: the *moving window* of the ``limits`` library. It keeps, per key, a Redis list of
-the timestamps of the last ``limit`` accepted requests and admits a request only if the
-``limit``-th most recent one is older than the window, in one Lua script (atomic across
-replicas). So no interval of ``window`` seconds ever holds more than ``limit`` requests:
+Strategy: a *moving window*. Shared, it is one Lua script (``_HIT``, atomic across
+replicas, on Redis' clock) over a sorted set of the accepted requests' timestamps per key; the
+in-process fallback is the ``limits`` library's moving window. Either way a request is
+admitted only if fewer than ``limit`` accepted ones lie within the window, so no interval of
+``window`` seconds ever holds more than ``limit`` requests:
 
 - a fixed window lets a client spend its quota at the end of one window and again at the
   start of the next, 2x the limit in a few seconds;
 - the sliding-window counter fixes most of that by weighting the previous window's count, but
   it is an approximation that assumes the previous window's requests were evenly spread;
-- the price of exactness is a list of at most ``limit`` (60) floats per active user, which
+- the price of exactness is a set of at most ``limit`` (60) timestamps per active user, which
   expires with the window: negligible.
 
 Refused requests are not recorded, so a client that keeps hammering while limited is
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -210,15 +211,6 @@ class RateLimiter:
             socket_timeout=redis_timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        options: dict[str, Any] = {"connection_pool": self._pool}
-        shared_storage = RedisStorage(
-            "async+" + redis_url,
-            implementation="redispy",
-            wrap_exceptions=True,
-            key_prefix=key_prefix,
-            **options,
-        )
-        self._shared = MovingWindowRateLimiter(shared_storage)
         self._redis = Redis(connection_pool=self._pool)
         self._hits = _HitBatcher(
             self._redis, _HIT, (limit, window_seconds * 1000), timeout=redis_timeout * 3
@@ -295,7 +287,6 @@ class RateLimiter:
 
     async def clear(self, key: str) -> None:
         """Forget ``key``'s requests (tests and support tooling)."""
-        await self._shared.clear(self._item, key)
         await self._redis.delete(f"{self._key_prefix}:fast:{key}")
         if self._local is not None:
             await self._local.clear(self._item, key)
