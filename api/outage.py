@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 POSTGRES, REDIS, TEMPORAL = "postgres", "redis", "temporal"
 
 _TEMPORAL_DOWN = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+_LAZY_CONNECT_FAILED = "client connect"
 
 # Module prefixes of the libraries that talk to each dependency.
 _MODULE_OWNERS = (
@@ -74,6 +75,10 @@ def _direct(exc: BaseException) -> str | None:
         return REDIS
     if isinstance(exc, RPCError):
         return TEMPORAL if exc.status in _TEMPORAL_DOWN else None
+    if isinstance(exc, RuntimeError) and _LAZY_CONNECT_FAILED in str(exc):
+        # The API's client is lazy: when its first connection fails, the SDK raises a plain
+        # RuntimeError ("Failed client connect: ..."), not an RPCError.
+        return TEMPORAL
     if isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated:
         return POSTGRES
     if isinstance(exc, sa_errors.OperationalError):

@@ -15,6 +15,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.outage import TEMPORAL, failed_dependency
 from api.problem_types import DependencyUnavailable
 
 
@@ -48,9 +49,7 @@ async def start_workflow(
         return None
     except RPCError as err:
         raise DependencyUnavailable(f"temporal: {unavailable}") from err
-    except RuntimeError as err:
-        # The API's client is lazy: when its first connection fails, the SDK raises a
-        # plain RuntimeError ("Failed client connect: ..."), not an RPCError.
-        if "client connect" not in str(err):
+    except RuntimeError as err:  # a lazy client's failed first connect (api.outage)
+        if failed_dependency(err) != TEMPORAL:
             raise
         raise DependencyUnavailable(f"temporal: {unavailable}") from err

@@ -14,7 +14,8 @@ from domain.mastery import mastery_score
 from domain.submissions import EvaluationOutcome, SubmissionStatus
 from store.models import Result, Submission
 
-_TERMINAL = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
+# Statuses after which nothing is evaluated or written again.
+TERMINAL = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
 
 # A row the API recorded but could not hand to Temporal (the start failed after the
 # commit): ``failed`` without a verdict. Only that state is provisional: a retried POST
@@ -24,7 +25,7 @@ _NOT_STARTED = and_(
     Submission.status == SubmissionStatus.failed.value, Submission.verdict.is_(None)
 )
 # Rows a result may still be written to: not finished, or only marked "not started".
-_OPEN = or_(Submission.status.not_in(_TERMINAL), _NOT_STARTED)
+_OPEN = or_(Submission.status.not_in(TERMINAL), _NOT_STARTED)
 
 
 async def insert_if_absent(db: AsyncSession, values: dict[str, Any]) -> Submission:
@@ -57,7 +58,7 @@ async def count_in_flight_locked(db: AsyncSession, user_id: str) -> int:
     count = await db.scalar(
         select(func.count())
         .select_from(Submission)
-        .where(Submission.user_id == user_id, Submission.status.not_in(_TERMINAL))
+        .where(Submission.user_id == user_id, Submission.status.not_in(TERMINAL))
     )
     return int(count or 0)
 
@@ -116,7 +117,7 @@ async def set_status(
     """Move a submission forward; a finished submission never moves back."""
     await db.execute(
         update(Submission)
-        .where(Submission.id == submission_id, Submission.status.not_in(_TERMINAL))
+        .where(Submission.id == submission_id, Submission.status.not_in(TERMINAL))
         .values(status=status.value, failure_reason=failure_reason, updated_at=func.now())
     )
 
@@ -256,6 +257,6 @@ async def note_evaluation_attempt(
         values["retry_reason"] = retry_reason
     await db.execute(
         update(Submission)
-        .where(Submission.id == submission_id, Submission.status.not_in(_TERMINAL))
+        .where(Submission.id == submission_id, Submission.status.not_in(TERMINAL))
         .values(**values)
     )

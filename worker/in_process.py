@@ -21,22 +21,9 @@ from temporalio.worker import Worker
 
 from domain.settings import Settings
 from ops.logs import LogContextInterceptor
-from workflows.publish import PublishTrackWorkflow
-from workflows.reviews import ReviewScheduleWorkflow
-from workflows.session import SessionWorkflow
-from workflows.submission import SubmissionWorkflow
-from workflows.tutor import TutorTurnWorkflow
+from worker.registry import workflows
 
 log = logging.getLogger("co.api.worker")
-
-# worker.registry.workflows() without importing every activity module into the API.
-WORKFLOWS = [
-    SubmissionWorkflow,
-    SessionWorkflow,
-    PublishTrackWorkflow,
-    TutorTurnWorkflow,
-    ReviewScheduleWorkflow,
-]
 
 CONNECT_RETRY_SECONDS = 1.0
 
@@ -59,7 +46,7 @@ async def run_workflow_worker(
     worker = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=WORKFLOWS,
+        workflows=list(workflows()),
         interceptors=[LogContextInterceptor()],
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,

@@ -229,7 +229,7 @@ async def create(
     await db.commit()
 
     handle = None
-    if row.status not in _FINISHED:  # a finished one is answered from its row
+    if row.status not in repo.TERMINAL:  # a finished one is answered from its row
         try:
             handle = await start_workflow(temporal, settings, row)
         except DependencyUnavailable:
@@ -260,9 +260,6 @@ async def _wait_for_result(handle: WorkflowHandle[Any, Any], seconds: float) -> 
             continue
         except WorkflowFailureError:
             return
-
-
-_FINISHED = (SubmissionStatus.completed.value, SubmissionStatus.failed.value)
 
 
 def _result_out(result: Result, kind: EvalKind) -> ResultOut:
