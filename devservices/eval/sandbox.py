@@ -410,6 +410,26 @@ def _close(*fds: int | None) -> None:
             os.close(fd)
 
 
+async def _spawn(
+    argv: list[str], result_fd: int, seccomp: int | None, *, capture_output: bool
+) -> asyncio.subprocess.Process:
+    """Start a sandbox in a session of its own with an empty environment, handing it the
+    result pipe's write end (and the seccomp filter), which this process then closes."""
+    output = asyncio.subprocess.PIPE if capture_output else asyncio.subprocess.DEVNULL
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=output,
+            stderr=output,
+            env={},
+            pass_fds=_fds(result_fd, seccomp),
+            start_new_session=True,
+        )
+    finally:
+        _close(result_fd, seccomp)
+
+
 async def _stop(proc: asyncio.subprocess.Process | None) -> None:
     if proc is None:
         return
@@ -455,18 +475,7 @@ async def run_python(
     )
     proc: asyncio.subprocess.Process | None = None
     try:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={},
-                pass_fds=_fds(write_fd, seccomp),
-                start_new_session=True,
-            )
-        finally:
-            _close(write_fd, seccomp)
+        proc = await _spawn(argv, write_fd, seccomp, capture_output=True)
         return await _supervise(proc, payload, nonce, read_fd, wall, settings)
     finally:
         await _stop(proc)
@@ -552,18 +561,7 @@ async def run_hidden(
         return record if isinstance(record, dict) else None
 
     try:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                env={},
-                pass_fds=_fds(write_fd, seccomp),
-                start_new_session=True,
-            )
-        finally:
-            _close(write_fd, seccomp)
+        proc = await _spawn(argv, write_fd, seccomp, capture_output=False)
         pipe = os.fdopen(os.dup(read_fd), "rb", buffering=0)
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(results, loop=loop), pipe
