@@ -24,32 +24,6 @@ def _latest_published() -> Select[TrackVersion]:
     )
 
 
-async def list_published(
-    db: AsyncSession,
-    *,
-    domain: str | None = None,
-    limit: int | None = None,
-    after: tuple[str, str] | None = None,
-) -> list[TrackVersion]:
-    """Newest published version of each track, by (domain, slug), after a keyset."""
-    stmt = (
-        _latest_published()
-        .join(Track, Track.id == TrackVersion.track_id)
-        .options(
-            selectinload(TrackVersion.track),
-            selectinload(TrackVersion.modules).selectinload(Module.items),
-        )
-        .order_by(Track.domain, Track.slug)
-    )
-    if domain is not None:
-        stmt = stmt.where(Track.domain == domain)
-    if after is not None:
-        stmt = stmt.where(tuple_(Track.domain, Track.slug) > tuple_(*after))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list((await db.scalars(stmt)).all())
-
-
 async def get_published(db: AsyncSession, slug: str) -> TrackVersion | None:
     stmt = (
         _latest_published()
@@ -83,9 +57,10 @@ async def list_published_summaries(
     limit: int | None = None,
     after: tuple[str, str] | None = None,
 ) -> list[dict[str, object]]:
-    """``list_published`` as plain rows with the counts a summary shows, in one query:
-    no ORM objects (hydrating every module and item of every track was most of the cost of
-    a track list, for counts that never change once a version is published)."""
+    """The newest published version of each track, by (domain, slug) after a keyset, as
+    plain rows with the counts a summary shows, in one query: no ORM objects (hydrating
+    every module and item of every track was most of the cost of a track list, for counts
+    that never change once a version is published)."""
     newest = _latest_published().subquery()
     items = (
         select(
