@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from domain import progression
 from domain.progression import ItemPlan, ModulePlan, SessionPlan, SessionStatus
 from domain.sessions import SessionDocument, SessionProjection
-from store.models import CurriculumItem, LearningSession, Module, Track, TrackVersion
+from store.models import LearningSession, Module, Track, TrackVersion
 
 _ACTIVE = text("status = 'active'")
 
@@ -115,15 +115,6 @@ async def list_owned(
             )
         )
     return [(row[0], row[1], row[2]) for row in (await db.execute(stmt)).all()]
-
-
-async def version_has_problem(db: AsyncSession, version_id: uuid.UUID, problem_id: str) -> bool:
-    stmt = select(
-        exists()
-        .where(CurriculumItem.module_id == Module.id)
-        .where(Module.track_version_id == version_id, CurriculumItem.problem_id == problem_id)
-    )
-    return bool(await db.scalar(stmt))
 
 
 def document_of(row: LearningSession, plan: SessionPlan) -> SessionDocument:
